@@ -1,0 +1,105 @@
+"""authz_server: an OAuth 2.1 / OpenID Connect authorization server."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+
+from flask import Flask, g, request
+from sqlalchemy import event
+
+from .config import Settings
+from .db import Database
+
+__all__ = ["create_app", "Settings"]
+
+log = logging.getLogger("authz_server")
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
+
+SECURITY_HEADERS = {
+    # RFC 9700 §4.16 / OAuth 2.1 §7.10: no framing, ever.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
+    "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    # RFC 9700 §4.2.4: codes and state must not leak through Referer.
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.validate()
+    app = Flask(__name__, template_folder=TEMPLATES, static_folder=None)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="authz_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.issuer.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    db = database or Database(settings.database_url)
+
+    from .oauth.server import AuthzServer
+
+    server = AuthzServer(app, settings, db)
+    app.extensions["authz"] = server
+
+    from . import errors
+    from .web import authorize, endpoints, login, wellknown
+
+    for bp in (authorize.bp, endpoints.bp, login.bp, wellknown.bp):
+        app.register_blueprint(bp)
+    errors.register(app)
+
+    @app.after_request
+    def _headers(resp):
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        if request.path.startswith("/oauth/authorize") or request.path.startswith("/login"):
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.teardown_request
+    def _remove_session(exc):
+        db.session.remove()
+
+    if settings.sql_count:
+        _install_sql_counter(app, db)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/")
+    def index():
+        from flask import render_template
+
+        return render_template("message.html", title=settings.app_name,
+                               message="This is an OAuth 2.1 and OpenID Connect authorization server.",
+                               link=(f"{settings.issuer}/.well-known/openid-configuration", "Discovery document"))
+
+    return app
+
+
+def _install_sql_counter(app, db):
+    """AUTHZ_SQL_COUNT=1: log the number of SQL statements each request ran
+    (bench/token_endpoint.py reads these lines)."""
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        try:
+            g.sql_count = g.get("sql_count", 0) + 1
+        except RuntimeError:
+            pass
+
+    @app.after_request
+    def _report(resp):
+        log.warning("sql_count path=%s grant_type=%s statements=%d", request.path,
+                    request.form.get("grant_type", "-") if request.method == "POST" else "-", g.get("sql_count", 0))
+        return resp

@@ -1,0 +1,369 @@
+"""``authz-server`` — run, migrate and administer the server.
+
+Configuration comes from the environment (DESIGN §8); see README.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+class _Ctx:
+    def __init__(self):
+        from .db import Database
+
+        self.settings = _settings()
+        self.db = Database(self.settings.database_url)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.db.session.commit()
+        else:
+            self.db.session.rollback()
+        self.db.dispose()
+
+
+@click.group()
+def main():
+    """OAuth 2.1 / OpenID Connect authorization server."""
+
+
+# --- db ------------------------------------------------------------------------
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision):
+    """Apply migrations (alembic upgrade)."""
+    from . import migrate
+
+    migrate.upgrade(_settings().database_url, revision)
+    click.echo("database is at " + revision)
+
+
+@db.command("downgrade")
+@click.option("--revision", default="base")
+def db_downgrade(revision):
+    """Revert migrations (alembic downgrade)."""
+    from . import migrate
+
+    migrate.downgrade(_settings().database_url, revision)
+    click.echo("database is at " + revision)
+
+
+# --- clients -------------------------------------------------------------------
+@main.group()
+def clients():
+    """Register and manage clients."""
+
+
+def _print_client(c, secret=None, as_json=False):
+    data = c.to_public_dict()
+    if secret:
+        data["client_secret"] = secret
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for k, v in data.items():
+        click.echo(f"{k:28} {' '.join(v) if isinstance(v, list) else v}")
+    if secret:
+        click.echo("\nThe client secret is shown only once: store it now.")
+
+
+def _split_scopes(values):
+    out = []
+    for v in values:
+        out.extend(v.split())
+    return out
+
+
+def _client_or_fail(ctx, client_id):
+    from .storage import clients as store
+
+    c = store.get(ctx.db.session, client_id)
+    if c is None:
+        raise click.ClickException(f"no client {client_id!r}")
+    return c
+
+
+@clients.command("create")
+@click.option("--name", required=True)
+@click.option("--type", "client_type", required=True,
+              type=click.Choice(["first_party", "first_party_public", "third_party", "third_party_public"]))
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--scope", "scopes", multiple=True, help="allowed scopes (repeat or space-separate)")
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+@click.option("--auth-method", type=click.Choice(["client_secret_basic", "client_secret_post", "none"]))
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
+@click.option("--logo-uri")
+@click.option("--client-uri")
+@click.option("--organization-id", help="bind the client to one organization")
+@click.option("--json", "as_json", is_flag=True)
+def clients_create(name, client_type, redirect_uris, scopes, grant_types, auth_method, post_logout, logo_uri,
+                   client_uri, organization_id, as_json):
+    """Register a client; prints its id (and, for confidential clients, its secret)."""
+    from .storage import clients as store
+
+    with _Ctx() as ctx:
+        try:
+            c, secret = store.create(
+                ctx.db.session, name=name, client_type=client_type, redirect_uris_=redirect_uris,
+                scopes=_split_scopes(scopes), grant_types=grant_types or None, auth_method=auth_method,
+                logo_uri=logo_uri, client_uri=client_uri, organization_id=organization_id,
+                post_logout_redirect_uris=post_logout,
+            )
+        except store.ClientInputError as e:
+            raise click.ClickException(str(e)) from None
+        ctx.db.session.flush()
+        _print_client(c, secret, as_json)
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def clients_list(as_json):
+    from .storage import clients as store
+
+    with _Ctx() as ctx:
+        rows = store.all_clients(ctx.db.session)
+        if as_json:
+            click.echo(json.dumps([c.to_public_dict() for c in rows], indent=2))
+            return
+        for c in rows:
+            state = "disabled" if c.disabled_at else "active"
+            click.echo(f"{c.client_id}  {c.client_type:20} {state:9} {c.name}")
+
+
+@clients.command("show")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+def clients_show(client_id, as_json):
+    with _Ctx() as ctx:
+        _print_client(_client_or_fail(ctx, client_id), as_json=as_json)
+
+
+@clients.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+@click.option("--logo-uri")
+@click.option("--client-uri")
+@click.option("--json", "as_json", is_flag=True)
+def clients_update(client_id, name, redirect_uris, scopes, grant_types, logo_uri, client_uri, as_json):
+    """Change a client's metadata (only the options given)."""
+    from .storage import clients as store
+
+    with _Ctx() as ctx:
+        c = _client_or_fail(ctx, client_id)
+        try:
+            store.update(ctx.db.session, c, name=name, redirect_uris=redirect_uris or None,
+                         scopes=_split_scopes(scopes) or None, grant_types=grant_types or None,
+                         logo_uri=logo_uri, client_uri=client_uri)
+        except store.ClientInputError as e:
+            raise click.ClickException(str(e)) from None
+        _print_client(c, as_json=as_json)
+
+
+@clients.command("disable")
+@click.argument("client_id")
+@click.option("--enable", is_flag=True, help="re-enable instead")
+def clients_disable(client_id, enable):
+    from .storage import clients as store
+
+    with _Ctx() as ctx:
+        store.set_disabled(ctx.db.session, _client_or_fail(ctx, client_id), not enable)
+        click.echo(("enabled " if enable else "disabled ") + client_id)
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+def clients_rotate(client_id, as_json):
+    from .storage import clients as store
+
+    with _Ctx() as ctx:
+        try:
+            secret = store.rotate_secret(ctx.db.session, _client_or_fail(ctx, client_id))
+        except store.ClientInputError as e:
+            raise click.ClickException(str(e)) from None
+        if as_json:
+            click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+        else:
+            click.echo(f"client_secret {secret}\nThe client secret is shown only once: store it now.")
+
+
+@clients.command("delete")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True)
+def clients_delete(client_id, yes):
+    from .storage import clients as store
+
+    if not yes:
+        click.confirm(f"Delete {client_id} and every grant it holds?", abort=True)
+    with _Ctx() as ctx:
+        store.delete(ctx.db.session, _client_or_fail(ctx, client_id))
+        click.echo("deleted " + client_id)
+
+
+# --- keys ----------------------------------------------------------------------
+@main.group()
+def keys():
+    """Signing keys."""
+
+
+def _keystore(ctx):
+    from .oauth.keys import KeyStore
+
+    return KeyStore(ctx.db, ctx.settings.key_encryption_key, retired_publish_seconds=10**9)
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(["ES256", "RS256"]))
+def keys_rotate(alg):
+    """next → active → retired, and a new next key."""
+    with _Ctx() as ctx:
+        for a, old, new in _keystore(ctx).rotate(ctx.db.session, alg):
+            click.echo(f"{a}: active {new} (retired {old or '-'})")
+
+
+@keys.command("list")
+def keys_list():
+    from sqlalchemy import select
+
+    from .models import SigningKey
+
+    with _Ctx() as ctx:
+        _keystore(ctx).ensure(ctx.db.session)
+        for k in ctx.db.session.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at)):
+            click.echo(f"{k.kid:28} {k.alg:6} {k.state:8} created {k.created_at:%Y-%m-%d %H:%M}")
+
+
+# --- tokens (operators and benchmarks) -------------------------------------------
+@main.group()
+def tokens():
+    """Operator tools for grants."""
+
+
+@tokens.command("issue-refresh")
+@click.option("--client-id", required=True)
+@click.option("--subject", required=True)
+@click.option("--organization-id", required=True)
+@click.option("--scope", default="openid offline_access")
+@click.option("--json", "as_json", is_flag=True)
+def tokens_issue_refresh(client_id, subject, organization_id, scope, as_json):
+    """Create a grant directly and print its refresh token (benchmarks, migrations)."""
+    import datetime as dt
+
+    from .db import utcnow
+    from .storage import audit, grants as grant_store
+
+    with _Ctx() as ctx:
+        c = _client_or_fail(ctx, client_id)
+        if "refresh_token" not in (c.grant_types or []):
+            raise click.ClickException("the client is not registered for the refresh_token grant")
+        g = grant_store.create(ctx.db.session, client_id=client_id, subject=subject, organization_id=organization_id,
+                               scope=scope, resource=[], claims={"organization_id": organization_id},
+                               auth_time=utcnow(), absolute_ttl=ctx.settings.refresh_token_absolute_ttl)
+        ctx.db.session.flush()
+        rt = grant_store.new_refresh_token(ctx.db.session, g, grant_id=g.id, grant_expires_at=g.expires_at,
+                                           idle_ttl=ctx.settings.refresh_token_idle_ttl)
+        audit.record(ctx.db.session, "grant_created_by_operator", client_id=client_id, subject=subject, grant_id=g.id)
+        del dt
+        click.echo(json.dumps({"refresh_token": rt, "grant_id": g.id}) if as_json else rt)
+
+
+# --- serving ---------------------------------------------------------------------
+def _prepare(settings):
+    """Migrate and make sure signing keys exist, before any worker starts."""
+    from . import migrate
+    from .db import Database
+    from .oauth.keys import KeyStore
+
+    migrate.upgrade(settings.database_url)
+    d = Database(settings.database_url)
+    KeyStore(d, settings.key_encryption_key, 0).ensure(d.session)
+    d.session.commit()
+    d.dispose()
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0")
+@click.option("--port", default=8000, type=int)
+@click.option("--workers", default=lambda: (os.cpu_count() or 1) * 2 + 1, type=int)
+@click.option("--no-migrate", is_flag=True, help="do not run migrations first")
+def serve(host, port, workers, no_migrate):
+    """Run under gunicorn with the production settings from the environment."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = _settings()
+    if no_migrate:
+        from .db import Database
+        from .oauth.keys import KeyStore
+
+        d = Database(settings.database_url)
+        KeyStore(d, settings.key_encryption_key, 0).ensure(d.session)
+        d.session.commit()
+        d.dispose()
+    else:
+        _prepare(settings)
+
+    class App(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "sync")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("keepalive", 5)
+            self.cfg.set("accesslog", None)
+
+        def load(self):
+            from . import create_app
+
+            return create_app(settings)
+
+    App().run()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def dev(host, port):
+    """Start on the embedded defaults (SQLite) with a demo client: what `make run` calls."""
+    from . import create_app
+    from .demo import seed
+
+    os.environ.setdefault("AUTHZ_ISSUER", f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
+    settings = _settings()
+    if settings.is_production:
+        raise click.ClickException("'dev' refuses AUTHZ_ENV=production; use 'serve'")
+    _prepare(settings)
+    info = seed(settings)
+    app = create_app(settings)
+    click.echo(info)
+    sys.stdout.flush()
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

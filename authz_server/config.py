@@ -1,0 +1,181 @@
+"""Settings read from the environment (DESIGN §8), validated once at start.
+
+A production configuration refuses what would be unsafe to run: an ``http``
+issuer on a non-loopback host (OAuth 2.1 §1.5, RFC 8414 §2), an issuer with a
+query or fragment, a missing cookie-signing secret, or a missing key-encryption
+key for the private signing keys at rest.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+
+
+class ConfigError(ValueError):
+    """A setting is missing or unsafe; the message says which and how to fix it."""
+
+
+# Fixed, well-known development values: only ever used with AUTHZ_ENV=development.
+DEV_SECRET_KEY = "dev-secret-key-not-for-production"
+DEV_KEY_ENCRYPTION_KEY = "ZGV2LWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE="
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _int(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str = "http://127.0.0.1:5000"
+    database_url: str = "sqlite:///instance/authz.db"
+    secret_key: str = DEV_SECRET_KEY
+    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
+    environment: str = "development"  # "development" | "production" | "test"
+    app_name: str = "authz_server"
+
+    stytch_project_id: str | None = None
+    stytch_secret: str | None = None
+    stytch_public_token: str | None = None
+    stytch_environment: str | None = None
+    redis_url: str | None = None
+
+    # Lifetimes, in seconds. Defaults follow the peers (peers.md): short codes,
+    # short access tokens, long but rotating refresh tokens.
+    code_ttl: int = 60
+    access_token_ttl: int = 3600
+    id_token_ttl: int = 3600
+    refresh_token_idle_ttl: int = 14 * 24 * 3600
+    refresh_token_absolute_ttl: int = 90 * 24 * 3600
+    refresh_grace_seconds: int = 60
+    pending_request_ttl: int = 1800
+    client_cache_ttl: int = 30
+
+    # Algorithms. Access tokens ES256 (fast), id tokens RS256 (OIDC Core §15.1 requires it).
+    access_token_alg: str = "ES256"
+    id_token_alg: str = "RS256"
+    # RFC 8707 / RFC 9068 §3: the audience used when a request names no resource.
+    default_audience: str | None = None
+
+    sql_count: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def audience(self) -> str:
+        return self.default_audience or self.issuer
+
+    def with_overrides(self, **kw) -> "Settings":
+        return replace(self, **kw)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        environment = env.get("AUTHZ_ENV", "development").strip().lower()
+        if environment not in ("development", "production", "test"):
+            raise ConfigError("AUTHZ_ENV must be one of development, production, test")
+        production = environment == "production"
+
+        def get(name):
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        defaults = cls()
+        settings = cls(
+            issuer=get("AUTHZ_ISSUER") or (None if production else defaults.issuer),
+            database_url=get("DATABASE_URL") or defaults.database_url,
+            secret_key=get("AUTHZ_SECRET_KEY") or (None if production else DEV_SECRET_KEY),
+            key_encryption_key=get("AUTHZ_KEY_ENCRYPTION_KEY") or (None if production else DEV_KEY_ENCRYPTION_KEY),
+            environment=environment,
+            app_name=get("AUTHZ_APP_NAME") or defaults.app_name,
+            stytch_project_id=get("STYTCH_PROJECT_ID"),
+            stytch_secret=get("STYTCH_SECRET"),
+            stytch_public_token=get("STYTCH_PUBLIC_TOKEN"),
+            stytch_environment=get("STYTCH_ENVIRONMENT"),
+            redis_url=get("REDIS_URL"),
+            code_ttl=_int(env, "AUTHZ_CODE_TTL", defaults.code_ttl),
+            access_token_ttl=_int(env, "AUTHZ_ACCESS_TOKEN_TTL", defaults.access_token_ttl),
+            id_token_ttl=_int(env, "AUTHZ_ID_TOKEN_TTL", defaults.id_token_ttl),
+            refresh_token_idle_ttl=_int(env, "AUTHZ_REFRESH_TOKEN_IDLE_TTL", defaults.refresh_token_idle_ttl),
+            refresh_token_absolute_ttl=_int(env, "AUTHZ_REFRESH_TOKEN_ABSOLUTE_TTL", defaults.refresh_token_absolute_ttl),
+            refresh_grace_seconds=_int(env, "AUTHZ_REFRESH_GRACE_SECONDS", defaults.refresh_grace_seconds),
+            access_token_alg=get("AUTHZ_ACCESS_TOKEN_ALG") or defaults.access_token_alg,
+            id_token_alg=get("AUTHZ_ID_TOKEN_ALG") or defaults.id_token_alg,
+            default_audience=get("AUTHZ_DEFAULT_AUDIENCE"),
+            sql_count=get("AUTHZ_SQL_COUNT") == "1",
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError with an actionable message for any unsafe setting."""
+        problems = []
+        if not self.issuer:
+            problems.append("AUTHZ_ISSUER is required (the canonical https URL of this server)")
+        else:
+            parts = urlsplit(self.issuer)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                problems.append(f"AUTHZ_ISSUER must be an absolute https URL, got {self.issuer!r}")
+            elif parts.query or parts.fragment or "?" in self.issuer or "#" in self.issuer:
+                problems.append("AUTHZ_ISSUER must not have a query or fragment (RFC 8414 §2)")
+            elif self.issuer.endswith("/"):
+                problems.append("AUTHZ_ISSUER must not end with '/': clients compare it byte for byte")
+            elif parts.scheme == "http" and not is_loopback_host(parts.hostname) and self.is_production:
+                problems.append(
+                    f"AUTHZ_ISSUER uses http on the non-loopback host {parts.hostname!r}; "
+                    "production requires https (OAuth 2.1 §1.5)"
+                )
+        if not self.secret_key:
+            problems.append("AUTHZ_SECRET_KEY is required in production (signs the session cookie)")
+        elif self.is_production and (self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32):
+            problems.append("AUTHZ_SECRET_KEY must be a random string of at least 32 characters")
+        if not self.key_encryption_key:
+            problems.append(
+                "AUTHZ_KEY_ENCRYPTION_KEY is required in production (a Fernet key that encrypts "
+                "private signing keys; make one with: python -c 'from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())')"
+            )
+        else:
+            try:
+                Fernet(self.key_encryption_key.encode())
+            except Exception:
+                problems.append("AUTHZ_KEY_ENCRYPTION_KEY is not a valid Fernet key (32 bytes, URL-safe base64)")
+            if self.is_production and self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
+                problems.append("AUTHZ_KEY_ENCRYPTION_KEY is the public development key; generate a new one")
+        if self.access_token_alg not in ("ES256", "RS256"):
+            problems.append("AUTHZ_ACCESS_TOKEN_ALG must be ES256 or RS256")
+        if self.id_token_alg not in ("ES256", "RS256"):
+            problems.append("AUTHZ_ID_TOKEN_ALG must be ES256 or RS256")
+        if self.code_ttl == 0 or self.code_ttl > 600:
+            problems.append("AUTHZ_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
+        if self.access_token_ttl == 0:
+            problems.append("AUTHZ_ACCESS_TOKEN_TTL must be positive")
+        if problems:
+            raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))

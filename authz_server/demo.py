@@ -1,0 +1,39 @@
+"""The demo seeded by `make run`: one confidential client with a fixed id.
+
+Its secret is regenerated at every start (only the digest is stored) and
+printed once to the console."""
+from __future__ import annotations
+
+from .db import Database
+from .storage import clients as store
+
+DEMO_CLIENT_ID = "demo-client"
+DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+DEMO_MEMBER = "alice@acme.test"
+
+
+def seed(settings) -> str:
+    db = Database(settings.database_url)
+    s = db.session
+    client = store.get(s, DEMO_CLIENT_ID)
+    if client is None:
+        client, _ = store.create(s, name="Demo App", client_type="third_party", redirect_uris_=[DEMO_REDIRECT_URI],
+                                 scopes=["openid", "profile", "email", "offline_access"],
+                                 grant_types=["authorization_code", "refresh_token", "client_credentials"],
+                                 actor="demo")
+        client.client_id = DEMO_CLIENT_ID
+        s.flush()
+    secret = store.rotate_secret(s, client, actor="demo")
+    s.commit()
+    db.dispose()
+    iss = settings.issuer
+    return f"""
+  authz_server is running at {iss}
+  Discovery:      {iss}/.well-known/openid-configuration
+  Sign in as:     {DEMO_MEMBER}  (development sign-in form)
+  Demo client:    client_id     = {DEMO_CLIENT_ID}
+                  client_secret = {secret}
+                  redirect_uri  = {DEMO_REDIRECT_URI}
+  Try it:         {iss}/oauth/authorize?response_type=code&client_id={DEMO_CLIENT_ID}&redirect_uri={DEMO_REDIRECT_URI}&scope=openid%20profile%20email&state=demo&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
+                  (code_verifier = dBjftJeZ4CVP-mJ92K1N8XlN5QGx_nQEp_aX3ZOZuHo)
+"""

@@ -1,0 +1,81 @@
+"""Typed errors and the one place that maps them to JSON or the HTML error page."""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class PageError(Exception):
+    """An error shown to a person on the HTML error page (never a redirect)."""
+
+    status = 400
+
+    def __init__(self, title: str, message: str, *, hint: str | None = None, status: int | None = None,
+                 error: str = "invalid_request"):
+        super().__init__(message)
+        self.title = title
+        self.message = message
+        self.hint = hint
+        self.error = error
+        if status:
+            self.status = status
+
+
+def wants_json() -> bool:
+    path = request.path
+    if path.startswith("/oauth/authorize") or path.startswith("/login") or path.startswith("/logout"):
+        return False
+    if path.startswith(("/oauth/", "/.well-known/", "/api/")):
+        return True
+    return request.accept_mimetypes.best == "application/json"
+
+
+def error_page(title, message, status=400, hint=None):
+    return render_template("error.html", title=title, message=message, hint=hint), status
+
+
+def register(app):
+    @app.errorhandler(PageError)
+    def _page(e: PageError):
+        return error_page(e.title, e.message, e.status, e.hint)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        if wants_json():
+            error = {405: "invalid_request", 404: "not_found", 413: "invalid_request"}.get(e.code, "invalid_request")
+            resp = jsonify(error=error, error_description=e.description if e.code != 404 else "Not found")
+            resp.status_code = e.code
+            if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
+                resp.headers["Allow"] = ", ".join(e.valid_methods)
+            return resp
+        return error_page(e.name, e.description, e.code)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def _db(e):
+        # DESIGN §5: the database unreachable → 503 with Retry-After; the pool
+        # pre-ping reconnects once it is back.
+        log.error("database error: %s", e.__class__.__name__)
+        app.extensions["authz"].db.session.rollback()
+        if wants_json():
+            resp = jsonify(error="temporarily_unavailable", error_description="The database is unavailable; retry shortly")
+        else:
+            resp = error_page("Temporarily unavailable", "We cannot reach our database right now. Please try again in a moment.", 503)[0]
+            resp = app.make_response((resp, 503))
+        resp.status_code = 503
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(e):
+        log.exception("unhandled error on %s", request.path)
+        if wants_json():
+            resp = jsonify(error="server_error", error_description="An unexpected error occurred")
+            resp.status_code = 500
+            return resp
+        return error_page("Something went wrong", "An unexpected error occurred. Please try again.", 500)

@@ -1,0 +1,21 @@
+"""SQLAlchemy models, one module per aggregate."""
+from .audit import AuditEvent
+from .clients import Client, ClientType
+from .consents import Consent
+from .grants import AuthorizationCode, Grant, PendingAuthorization, RefreshToken, RevokedAccessToken
+from .keys import SigningKey
+from .resources import Resource
+
+__all__ = [
+    "AuditEvent",
+    "AuthorizationCode",
+    "Client",
+    "ClientType",
+    "Consent",
+    "Grant",
+    "PendingAuthorization",
+    "RefreshToken",
+    "Resource",
+    "RevokedAccessToken",
+    "SigningKey",
+]

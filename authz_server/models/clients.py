@@ -1,0 +1,97 @@
+"""Registered clients and their types."""
+from __future__ import annotations
+
+import enum
+import hmac
+
+from sqlalchemy import JSON, Boolean, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base, UTCDateTime, utcnow
+from ..security import digest
+
+
+class ClientType(str, enum.Enum):
+    """Who the client is (first or third party) and whether it keeps a secret.
+
+    First-party clients skip the consent page; public clients authenticate with
+    ``none`` and must use PKCE (they always must here).
+    """
+
+    FIRST_PARTY = "first_party"
+    FIRST_PARTY_PUBLIC = "first_party_public"
+    THIRD_PARTY = "third_party"
+    THIRD_PARTY_PUBLIC = "third_party_public"
+
+    @property
+    def is_public(self) -> bool:
+        return self in (ClientType.FIRST_PARTY_PUBLIC, ClientType.THIRD_PARTY_PUBLIC)
+
+    @property
+    def is_first_party(self) -> bool:
+        return self in (ClientType.FIRST_PARTY, ClientType.FIRST_PARTY_PUBLIC)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    client_type: Mapped[str] = mapped_column(String(32))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    # Scopes this client may ask for; empty means "any scope in the catalog".
+    scopes: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    logo_uri: Mapped[str | None] = mapped_column(Text)
+    client_uri: Mapped[str | None] = mapped_column(Text)
+    organization_id: Mapped[str | None] = mapped_column(String(128))
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
+    require_auth_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    secret_rotated_at = mapped_column(UTCDateTime)
+    disabled_at = mapped_column(UTCDateTime)
+
+    # --- Domain helpers -------------------------------------------------
+    @property
+    def type(self) -> ClientType:
+        return ClientType(self.client_type)
+
+    @property
+    def is_public(self) -> bool:
+        return self.type.is_public
+
+    @property
+    def is_first_party(self) -> bool:
+        return self.type.is_first_party
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    def verify_secret(self, secret: str | None) -> bool:
+        if not secret or not self.client_secret_hash:
+            return False
+        return hmac.compare_digest(digest(secret), self.client_secret_hash)
+
+    def to_public_dict(self) -> dict:
+        """The client's metadata as shown to admins (never the secret or its digest)."""
+        data = {
+            "client_id": self.client_id,
+            "client_name": self.name,
+            "client_type": self.client_type,
+            "redirect_uris": list(self.redirect_uris or []),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris or []),
+            "scope": " ".join(self.scopes or []),
+            "grant_types": list(self.grant_types or []),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "logo_uri": self.logo_uri,
+            "client_uri": self.client_uri,
+            "organization_id": self.organization_id,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "disabled": self.disabled_at is not None,
+        }
+        return {k: v for k, v in data.items() if v not in (None, "")}

@@ -1,0 +1,126 @@
+"""The client as Authlib sees it, and the in-process client cache.
+
+Clients are cached per process for ``client_cache_ttl`` seconds (DESIGN §6):
+a disabled client or a rotated secret reaches every node within that time.
+"""
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+from authlib.oauth2.rfc6749 import ClientMixin
+
+from ..models import Client
+from ..security import digest
+from . import redirect_uris
+
+
+@dataclass(frozen=True)
+class OAuthClient(ClientMixin):
+    client_id: str
+    client_secret_hash: str | None
+    name: str
+    client_type: str
+    redirect_uris: tuple
+    post_logout_redirect_uris: tuple
+    scopes: tuple
+    grant_types: tuple
+    token_endpoint_auth_method: str
+    logo_uri: str | None
+    client_uri: str | None
+    organization_id: str | None
+    id_token_signed_response_alg: str | None
+    require_auth_time: bool
+
+    @classmethod
+    def from_model(cls, m: Client) -> "OAuthClient":
+        return cls(
+            client_id=m.client_id,
+            client_secret_hash=m.client_secret_hash,
+            name=m.name,
+            client_type=m.client_type,
+            redirect_uris=tuple(m.redirect_uris or ()),
+            post_logout_redirect_uris=tuple(m.post_logout_redirect_uris or ()),
+            scopes=tuple(m.scopes or ()),
+            grant_types=tuple(m.grant_types or ()),
+            token_endpoint_auth_method=m.token_endpoint_auth_method,
+            logo_uri=m.logo_uri,
+            client_uri=m.client_uri,
+            organization_id=m.organization_id,
+            id_token_signed_response_alg=m.id_token_signed_response_alg,
+            require_auth_time=bool(m.require_auth_time),
+        )
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def is_first_party(self) -> bool:
+        return self.client_type.startswith("first_party")
+
+    # --- Authlib ClientMixin ----------------------------------------------
+    def get_client_id(self):
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        # OAuth 2.1 §2.3.2: only a client with exactly one URI may omit it.
+        if len(self.redirect_uris) == 1:
+            return self.redirect_uris[0]
+        return None
+
+    def get_allowed_scope(self, scope):
+        # Scope policy lives in oauth.scopes; the grant validates it there.
+        return scope or ""
+
+    def check_redirect_uri(self, redirect_uri):
+        return redirect_uris.matches(list(self.redirect_uris), redirect_uri)
+
+    def check_client_secret(self, client_secret):
+        if not client_secret or not self.client_secret_hash:
+            return False
+        return hmac.compare_digest(digest(client_secret), self.client_secret_hash)
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        # RFC 6749 §3.2.1: a client authenticates with the method it registered.
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type):
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type):
+        return grant_type in self.grant_types
+
+
+class ClientCache:
+    def __init__(self, db, ttl: int):
+        self.db = db
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, OAuthClient | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, client_id) -> OAuthClient | None:
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
+            return None
+        now = time.monotonic()
+        hit = self._items.get(client_id)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        model = self.db.session.get(Client, client_id)
+        value = OAuthClient.from_model(model) if model is not None and model.is_active else None
+        with self._lock:
+            if len(self._items) > 10000:
+                self._items.clear()
+            # Unknown ids are not cached, so a probe cannot grow the cache.
+            if value is not None:
+                self._items[client_id] = (now, value)
+        return value
+
+    def invalidate(self, client_id: str | None = None):
+        with self._lock:
+            if client_id is None:
+                self._items.clear()
+            else:
+                self._items.pop(client_id, None)

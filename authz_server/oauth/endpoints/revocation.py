@@ -1,0 +1,36 @@
+"""RFC 7009 token revocation on Authlib's RevocationEndpoint."""
+from __future__ import annotations
+
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+
+from ...storage import audit, grants as grant_store
+from . import tokens_lookup
+from ..grants.authorization_code import AUTH_METHODS
+
+
+class RevocationEndpoint(_RevocationEndpoint):
+    # D-2: Authlib defaults to client_secret_basic only.
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        return tokens_lookup.find(self.server, token_string, token_type_hint)
+
+    def authenticate_token(self, request, client):
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        # Another client's token: answer 200 and do nothing (RFC 7009 §2.1 allows
+        # refusing; doing nothing reveals nothing).
+        if token is not None and not token.check_client(client):
+            return None
+        return token
+
+    def revoke_token(self, token, request):
+        session = self.server.db.session
+        if token.kind == "refresh_token":
+            # Revoking a refresh token ends the grant and so its access tokens too (§2.1).
+            grant_store.revoke(session, token.row.grant_id, "revoked_by_client")
+            grant_id = token.row.grant_id
+        else:
+            grant_store.revoke_access_token(session, token.claims["jti"], token.claims["exp"])
+            grant_id = token.claims.get("gid")
+        audit.record(session, "token_revoked", client_id=token.client_id, grant_id=grant_id, kind=token.kind)

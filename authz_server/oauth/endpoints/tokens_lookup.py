@@ -1,0 +1,43 @@
+"""Find a presented token (access JWT or refresh token) for revocation and
+introspection, whatever ``token_type_hint`` says (RFC 7009 §2.1, RFC 7662 §2.1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...db import utcnow
+from ...storage import grants as grant_store
+
+
+@dataclass
+class FoundToken:
+    kind: str  # "access_token" | "refresh_token"
+    client_id: str
+    active: bool
+    claims: dict | None = None  # access token claims
+    row: object = None  # refresh token row
+
+    def check_client(self, client):
+        return client.client_id == self.client_id
+
+
+def find(server, value: str, hint: str | None) -> FoundToken | None:
+    session = server.db.session
+    order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    for kind in order:
+        if kind == "access_token":
+            claims = server.minter.decode(value, leeway=0)
+            if claims is not None:
+                active = not grant_store.access_token_revoked(session, claims.get("jti", ""))
+                if active and claims.get("gid"):
+                    active = grant_store.is_active(session, claims["gid"])
+                return FoundToken("access_token", claims.get("client_id", ""), active, claims=claims)
+        else:
+            row = grant_store.find_refresh_token(session, value)
+            if row is not None:
+                now = utcnow()
+                active = (
+                    row.revoked_at is None and row.used_at is None and row.expires_at > now
+                    and grant_store.is_active(session, row.grant_id)
+                )
+                return FoundToken("refresh_token", row.client_id, active, row=row)
+    return None

@@ -1,0 +1,62 @@
+"""Build the token response (RFC 6749 §5.1) for every grant."""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..storage import audit, grants as grant_store
+from . import claims as claim_rules
+from . import scopes as scope_rules
+
+
+def _epoch(t: dt.datetime) -> int:
+    return int(t.timestamp())
+
+
+def token_response(server, client, *, grant_type: str, subject: str, scope: str, audience: list[str],
+                   organization_id=None, member_claims=None, auth_time=None, grant_id=None,
+                   refresh_source=None, grant_expires_at=None, parent_hash=None, nonce=None,
+                   id_token: bool = False) -> dict:
+    """Mint the access token (and refresh and id tokens when asked), record the
+    issuance in the audit log, and return the JSON body.
+
+    ``expires_in`` is always sent and ``token_type`` is always ``Bearer``
+    (spec-checklist item 40)."""
+    settings = server.settings
+    session = server.db.session
+    at, at_claims = server.minter.access_token(
+        client_id=client.client_id,
+        subject=subject,
+        scope=scope,
+        audience=audience,
+        grant_id=grant_id,
+        auth_time=_epoch(auth_time) if auth_time else None,
+        organization_id=organization_id,
+    )
+    body = {
+        "access_token": at,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl,
+        "scope": scope,
+    }
+    if not scope:
+        body.pop("scope")
+    if refresh_source is not None:
+        body["refresh_token"] = grant_store.new_refresh_token(
+            session, refresh_source, grant_id=grant_id, grant_expires_at=grant_expires_at,
+            idle_ttl=settings.refresh_token_idle_ttl, parent_hash=parent_hash,
+        )
+    if id_token and "openid" in scope_rules.split(scope):
+        body["id_token"] = server.minter.id_token(
+            client=client,
+            subject=subject,
+            auth_time=_epoch(auth_time),
+            nonce=nonce,
+            access_token=at,
+            user_claims=claim_rules.id_token_claims(member_claims or {}, scope_rules.split(scope)),
+        )
+    audit.record(
+        session, "token_issued", client_id=client.client_id, subject=subject, organization_id=organization_id,
+        grant_id=grant_id, grant_type=grant_type, jti=at_claims["jti"],
+        refresh_token="refresh_token" in body, id_token="id_token" in body,
+    )
+    return body

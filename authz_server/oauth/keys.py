@@ -1,0 +1,146 @@
+"""Signing keys in the database, private parts encrypted at rest.
+
+Each algorithm has its own chain next → active → retired (OIDC Core §10.1.1):
+the JWKS publishes all three, so a key is published before it signs anything
+and stays published after it stops. Every node reads the same rows; a node
+caches the loaded keys for ``CACHE_SECONDS`` so a rotation on one node reaches
+the others within that time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+
+from cryptography.fernet import Fernet
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import select
+
+from ..db import utcnow
+from ..models import SigningKey
+from ..security import new_id
+
+ALGS = ("ES256", "RS256")
+CACHE_SECONDS = 60
+
+
+def _generate(alg: str, kid: str):
+    params = {"kid": kid, "alg": alg, "use": "sig"}
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters=params)
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, parameters=params)
+    raise ValueError(f"unsupported alg {alg}")
+
+
+def _import(jwk: dict):
+    return (ECKey if jwk["kty"] == "EC" else RSAKey).import_key(jwk)
+
+
+class KeyStore:
+    def __init__(self, db, key_encryption_key: str, retired_publish_seconds: int):
+        self.db = db
+        self.fernet = Fernet(key_encryption_key.encode())
+        self.retired_publish_seconds = retired_publish_seconds
+        self._lock = threading.Lock()
+        self._loaded_at = 0.0
+        self._signing: dict[str, object] = {}
+        self._public: list[dict] = []
+        self._verify_set: KeySet | None = None
+
+    # --- Writing ----------------------------------------------------------
+    def _new_row(self, alg: str, state: str, now: dt.datetime) -> SigningKey:
+        kid = new_id(f"{alg.lower()}-", 12)
+        key = _generate(alg, kid)
+        return SigningKey(
+            kid=kid,
+            alg=alg,
+            state=state,
+            public_jwk=key.as_dict(private=False),
+            private_jwk_encrypted=self.fernet.encrypt(json.dumps(key.as_dict(private=True)).encode()).decode(),
+            created_at=now,
+            activated_at=now if state == "active" else None,
+        )
+
+    def ensure(self, session) -> bool:
+        """Create an active and a next key for each algorithm that has none."""
+        created = False
+        now = utcnow()
+        for alg in ALGS:
+            states = set(session.scalars(select(SigningKey.state).where(SigningKey.alg == alg)).all())
+            if "active" not in states:
+                session.add(self._new_row(alg, "active", now))
+                created = True
+            if "next" not in states:
+                session.add(self._new_row(alg, "next", now))
+                created = True
+        if created:
+            session.flush()
+            self.invalidate()
+        return created
+
+    def rotate(self, session, alg: str | None = None) -> list[tuple[str, str, str]]:
+        """active → retired, next → active, and a new next. Returns (alg, old, new) kids."""
+        self.ensure(session)
+        now = utcnow()
+        changes = []
+        for a in [alg] if alg else ALGS:
+            rows = session.scalars(select(SigningKey).where(SigningKey.alg == a, SigningKey.state != "retired")).all()
+            active = [r for r in rows if r.state == "active"]
+            nxt = sorted((r for r in rows if r.state == "next"), key=lambda r: r.created_at)
+            for r in active:
+                r.state, r.retired_at = "retired", now
+            promoted = nxt[0]
+            promoted.state, promoted.activated_at = "active", now
+            session.add(self._new_row(a, "next", now))
+            changes.append((a, ",".join(r.kid for r in active), promoted.kid))
+        session.flush()
+        self.invalidate()
+        return changes
+
+    # --- Reading ----------------------------------------------------------
+    def invalidate(self):
+        self._loaded_at = 0.0
+
+    def _load(self):
+        if time.monotonic() - self._loaded_at < CACHE_SECONDS and self._signing:
+            return
+        with self._lock:
+            if time.monotonic() - self._loaded_at < CACHE_SECONDS and self._signing:
+                return
+            session = self.db.session
+            rows = session.scalars(select(SigningKey)).all()
+            cutoff = utcnow() - dt.timedelta(seconds=self.retired_publish_seconds)
+            signing, public = {}, []
+            for row in sorted(rows, key=lambda r: (r.activated_at or r.created_at)):
+                if row.state == "retired" and (row.retired_at or row.created_at) < cutoff:
+                    continue
+                public.append(dict(row.public_jwk))
+                if row.state == "active":
+                    # The newest active key per alg wins, deterministically.
+                    signing[row.alg] = row
+            self._signing = {
+                alg: _import(json.loads(self.fernet.decrypt(row.private_jwk_encrypted.encode())))
+                for alg, row in signing.items()
+            }
+            self._public = public
+            self._verify_set = KeySet.import_key_set({"keys": public})
+            self._loaded_at = time.monotonic()
+
+    def signing_key(self, alg: str):
+        """The one active private key for ``alg``: a single key, so the choice is
+        deterministic and ``kid`` is set explicitly (spec-checklist D-11)."""
+        self._load()
+        try:
+            return self._signing[alg]
+        except KeyError:
+            raise RuntimeError(f"no active {alg} signing key; run 'authz-server keys rotate'") from None
+
+    def verify_set(self) -> KeySet:
+        self._load()
+        return self._verify_set
+
+    def jwks(self) -> dict:
+        self._load()
+        return {"keys": list(self._public)}

@@ -1,0 +1,73 @@
+"""``prompt`` and ``max_age`` (OIDC Core §3.1.2.1): when to log in again and when
+to ask for consent. Authlib handles neither max_age nor stored consent (D-11)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KNOWN_PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+class Interaction(Exception):
+    """An error that goes back to the validated redirect URI (OIDC Core §3.1.2.6)."""
+
+    def __init__(self, error: str, description: str | None = None):
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    prompts: frozenset
+    max_age: int | None
+
+    @property
+    def none(self) -> bool:
+        return "none" in self.prompts
+
+
+def parse(single: dict, duplicates: list[str]):
+    """Validate the parameters checked after the redirect URI is trusted."""
+    if duplicates:
+        raise Interaction("invalid_request", f"Parameter sent more than once: {duplicates[0]}")
+    if "request" in single:
+        raise Interaction("request_not_supported", "Request objects are not supported")
+    if "request_uri" in single:
+        raise Interaction("request_uri_not_supported", "request_uri is not supported")
+    prompts = frozenset((single.get("prompt") or "").split())
+    if prompts - KNOWN_PROMPTS:
+        raise Interaction("invalid_request", "Unknown prompt value")
+    if "none" in prompts and len(prompts) > 1:
+        raise Interaction("invalid_request", "prompt=none cannot be combined with other values")
+    max_age = single.get("max_age")
+    if max_age is not None:
+        if not max_age.isdigit() or len(max_age) > 10:
+            raise Interaction("invalid_request", "max_age must be a non-negative integer")
+        max_age = int(max_age)
+    return PromptRequest(prompts, max_age)
+
+
+def needs_login(req: PromptRequest, member, client, fresh_login: bool, now: float) -> bool:
+    """Default policy: log in when there is no member session; when prompt=login
+    or max_age asks for a newer authentication than the session has (unless the
+    member just logged in for this very request); or when the client is bound to
+    another organization than the member's."""
+    if member is None:
+        return True
+    if client.organization_id and member.organization_id != client.organization_id:
+        return True
+    if fresh_login:
+        return False
+    if "login" in req.prompts:
+        return True
+    return req.max_age is not None and now - member.auth_time > req.max_age
+
+
+def needs_consent(req: PromptRequest, client, remembered: bool) -> bool:
+    """Default policy: first-party clients never ask; others ask unless a
+    remembered consent covers every requested scope; prompt=consent always asks."""
+    if client.is_first_party:
+        return False
+    if "consent" in req.prompts:
+        return True
+    return not remembered

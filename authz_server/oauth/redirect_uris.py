@@ -1,0 +1,75 @@
+"""Redirect-URI rules (spec-checklist A.4)."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ..config import is_loopback_host
+
+FORBIDDEN_SCHEMES = {"javascript", "data", "vbscript", "file", "about", "blob"}
+LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "localhost"}
+
+
+def validate_registration(uri: str) -> str | None:
+    """Why ``uri`` cannot be registered, or None when it can.
+
+    Absolute, no fragment (OAuth 2.1 §2.3); https, or http only on loopback
+    (RFC 8252 §7.3); private-use schemes allowed for native apps (RFC 8252 §7.1),
+    dangerous schemes never.
+    """
+    if not isinstance(uri, str) or not uri or len(uri) > 2000 or any(c.isspace() for c in uri):
+        return "must be a non-empty absolute URI without spaces"
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "is not a valid URI"
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return "must be absolute"
+    if "#" in uri:
+        return "must not contain a fragment"
+    if scheme in FORBIDDEN_SCHEMES:
+        return f"uses the forbidden scheme {scheme}:"
+    if scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            return "uses http on a non-loopback host; use https"
+    elif scheme == "https":
+        if not parts.hostname:
+            return "has no host"
+    return None
+
+
+def _is_loopback_http(parts) -> bool:
+    return parts.scheme == "http" and parts.hostname is not None and (
+        parts.hostname in ("127.0.0.1", "::1", "localhost")
+    )
+
+
+def matches(registered: list[str], requested: str) -> bool:
+    """Simple string comparison (RFC 3986 §6.2.1), except that for loopback http
+    redirect URIs the port may differ, also from a portless entry (RFC 8252 §7.3)."""
+    if requested in registered:
+        return True
+    try:
+        req = urlsplit(requested)
+        if not _is_loopback_http(req):
+            return False
+        req_port = req.port  # raises ValueError for a bad port
+    except ValueError:
+        return False
+    del req_port
+    for entry in registered:
+        reg = urlsplit(entry)
+        if (
+            _is_loopback_http(reg)
+            and reg.hostname == req.hostname
+            and reg.path == req.path
+            and reg.query == req.query
+            and not req.fragment
+            and not req.username and not req.password
+        ):
+            return True
+    return False
+
+
+def all_loopback(uris: list[str]) -> bool:
+    return bool(uris) and all(_is_loopback_http(urlsplit(u)) for u in uris)

@@ -1,0 +1,64 @@
+"""The scope catalog and the scope policy.
+
+Policy (documented defaults):
+- A requested scope must be in the catalog: the built-in OIDC scopes plus the
+  scopes of registered resources. A client registered with a scope list may only
+  ask within it; a client registered with none may ask for any catalog scope.
+- No ``scope`` at /authorize means the client's registered scopes, or ``openid``
+  when it registered none (RFC 6749 §3.3 allows a documented default).
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+BUILTIN_SCOPES = {
+    "openid": "Confirm who you are (your member id in this organization)",
+    "profile": "See your name and your roles in the organization",
+    "email": "See your email address",
+    "offline_access": "Stay connected when you are not using it (a refresh token)",
+}
+
+DEFAULT_SCOPE = "openid"
+
+
+def split(scope: str | None) -> list[str]:
+    if not scope:
+        return []
+    seen, out = set(), []
+    for s in scope.split():
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def join(scopes) -> str:
+    return " ".join(scopes)
+
+
+def catalog(session) -> dict[str, str]:
+    """Every scope this server knows, with its plain-words description."""
+    from ..models import Resource
+
+    out = dict(BUILTIN_SCOPES)
+    for res in session.scalars(select(Resource)).all():
+        for s in res.scopes or []:
+            out.setdefault(s, f"Use {res.name} ({s})")
+    return out
+
+
+def resolve_requested(session, client, requested: str | None) -> list[str] | None:
+    """The scopes to grant for an authorization request, or None when invalid."""
+    scopes = split(requested)
+    if not scopes:
+        return list(client.scopes) if client.scopes else [DEFAULT_SCOPE]
+    known = catalog(session)
+    allowed = set(client.scopes) if client.scopes else set(known)
+    if any(s not in known or s not in allowed for s in scopes):
+        return None
+    return scopes
+
+
+def describe(session, scopes) -> list[tuple[str, str]]:
+    known = catalog(session)
+    return [(s, known.get(s, s)) for s in scopes]

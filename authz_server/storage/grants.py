@@ -1,0 +1,134 @@
+"""Grants (refresh-token families) and refresh-token rotation."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from ..db import utcnow
+from ..models import Grant, RefreshToken, RevokedAccessToken
+from ..security import digest, new_id, new_secret
+
+
+def create(session, *, client_id, subject, organization_id, scope, resource, claims, auth_time,
+           absolute_ttl: int, code_hash: str | None = None) -> Grant:
+    now = utcnow()
+    grant = Grant(
+        id=new_id("g", 16),
+        client_id=client_id,
+        subject=subject,
+        organization_id=organization_id,
+        scope=scope,
+        resource=list(resource or []),
+        claims=dict(claims or {}),
+        auth_time=auth_time,
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=absolute_ttl),
+    )
+    session.add(grant)
+    return grant
+
+
+def new_refresh_token(session, source, *, grant_id: str, grant_expires_at, idle_ttl: int,
+                      parent_hash: str | None = None) -> str:
+    """Insert a refresh token for the grant; ``source`` is the grant or the parent
+    token row, whose grant fields are copied (see RefreshToken)."""
+    token = new_secret(32)
+    now = utcnow()
+    expires = min(now + dt.timedelta(seconds=idle_ttl), grant_expires_at)
+    session.add(
+        RefreshToken(
+            token_hash=digest(token),
+            grant_id=grant_id,
+            parent_hash=parent_hash,
+            client_id=source.client_id,
+            subject=source.subject,
+            organization_id=source.organization_id,
+            scope=source.scope,
+            resource=list(source.resource or []),
+            claims=dict(source.claims or {}),
+            auth_time=source.auth_time,
+            created_at=now,
+            expires_at=expires,
+            grant_expires_at=grant_expires_at,
+        )
+    )
+    return token
+
+
+@dataclass
+class Rotation:
+    token: RefreshToken | None
+    grace: bool = False
+    reuse_detected: bool = False
+
+
+def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -> Rotation:
+    """Consume a refresh token for rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14).
+
+    The common case is one UPDATE … RETURNING. A token already used less than
+    ``grace_seconds`` ago is honoured again (a benign race of parallel refreshes,
+    spec-checklist C-8); one used earlier is reuse: the caller revokes the family.
+    On Postgres, a concurrent refresh of the same token waits on the row lock of
+    the first UPDATE and then takes the grace branch.
+    """
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return Rotation(None)
+    h = digest(token)
+    now = utcnow()
+    row = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == h,
+            RefreshToken.client_id == client_id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(RefreshToken)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if row is not None:
+        return Rotation(row)
+    old = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == h, RefreshToken.client_id == client_id))
+    if old is None or old.revoked_at is not None or old.used_at is None:
+        return Rotation(None)  # unknown, revoked or expired
+    if now - old.used_at <= dt.timedelta(seconds=grace_seconds) and old.expires_at > now:
+        return Rotation(old, grace=True)
+    return Rotation(None, reuse_detected=True)
+
+
+def find_refresh_token(session, token: str) -> RefreshToken | None:
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    return session.get(RefreshToken, digest(token))
+
+
+def revoke(session, grant_id: str, reason: str) -> bool:
+    """Revoke a grant and every refresh token of its family, in one transaction."""
+    now = utcnow()
+    n = session.execute(
+        update(Grant).where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason).execution_options(synchronize_session=False)
+    ).rowcount
+    session.execute(
+        update(RefreshToken).where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now).execution_options(synchronize_session=False)
+    )
+    return bool(n)
+
+
+def is_active(session, grant_id: str) -> bool:
+    row = session.execute(select(Grant.revoked_at, Grant.expires_at).where(Grant.id == grant_id)).first()
+    return row is not None and row.revoked_at is None and row.expires_at > utcnow()
+
+
+def revoke_access_token(session, jti: str, exp: int) -> None:
+    if session.get(RevokedAccessToken, jti) is None:
+        session.add(RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.timezone.utc)))
+
+
+def access_token_revoked(session, jti: str) -> bool:
+    return session.get(RevokedAccessToken, jti) is not None

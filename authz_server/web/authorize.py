@@ -1,0 +1,170 @@
+"""/oauth/authorize and the consent decision (DESIGN §1, spec-checklist A.3).
+
+Until the client and redirect URI are validated, errors render the HTML error
+page; after that they go back to the client as RFC 6749 §4.1.2.1 redirects with
+``state`` and ``iss`` (RFC 9207).
+"""
+from __future__ import annotations
+
+import time
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from ..errors import PageError
+from ..identity.session import current_member
+from ..oauth import prompts, redirect_uris, scopes as scope_rules
+from ..oauth.prompts import Interaction
+from ..oauth.requests import ParamsRequest, normalize
+from ..storage import audit, consents, pending as pending_store
+from . import csrf
+
+bp = Blueprint("authorize", __name__)
+
+
+def _server():
+    return current_app.extensions["authz"]
+
+
+def _redirect_to_client(redirect_uri: str, params: list[tuple[str, str]], state: str | None):
+    if state:
+        params.append(("state", state))
+    params.append(("iss", _server().settings.issuer))
+    # RFC 9700 §4.12 / OAuth 2.1 §7.5.4: 303 after a POST, never 307.
+    return redirect(add_params_to_uri(redirect_uri, params), 303 if request.method == "POST" else 302)
+
+
+def _error_redirect(redirect_uri, error, description, state):
+    params = [("error", error)]
+    if description:
+        params.append(("error_description", description))
+    return _redirect_to_client(redirect_uri, params, state)
+
+
+def _oauth_error(e: OAuth2Error, state):
+    if e.redirect_uri:
+        return _error_redirect(e.redirect_uri, e.error, e.description, state)
+    # RFC 6749 §3.1.2.4 / §4.1.2.1: never redirect to an unvalidated URI.
+    raise PageError(
+        "This sign-in link is not valid",
+        e.get_error_description() or "The application sent an invalid authorization request.",
+        hint="Go back to the application and try again. If it keeps happening, tell its developer "
+             f"(error: {e.error}).",
+    )
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize():
+    values = request.form if request.method == "POST" else request.args
+    pending_id = values.get("pending")
+    if pending_id:
+        row = pending_store.load(_server().db.session, pending_id)
+        if row is None:
+            raise PageError("This sign-in has expired", "The authorization request is no longer pending.",
+                            hint="Go back to the application and start again.")
+        return process(row.params, pending=row)
+    single, lists, dups = normalize(values)
+    return process({"single": single, "lists": lists, "duplicates": dups})
+
+
+def process(params: dict, pending=None, consent_given: bool = False):
+    server = _server()
+    session = server.db.session
+    single, lists = params["single"], params["lists"]
+    state = single.get("state")
+    oreq = ParamsRequest(request.method, request.url, request.headers, single, lists)
+    try:
+        grant = server.get_consent_grant(oreq, end_user=None)
+    except OAuth2Error as e:
+        return _oauth_error(e, state)
+    client = grant.request.client
+    redirect_uri = grant.redirect_uri
+
+    try:
+        req = prompts.parse(single, params.get("duplicates") or [])
+        member = current_member()
+        fresh_login = member is not None and pending is not None and member.auth_time >= int(
+            pending.created_at.timestamp()
+        )
+        if prompts.needs_login(req, member, client, fresh_login, now=time.time()):
+            if req.none:
+                raise Interaction("login_required", "The member is not signed in")
+            row = pending or pending_store.park(session, params, server.settings.pending_request_ttl)
+            session.commit()
+            return redirect(url_for("login.login", pending=row.id, login_hint=single.get("login_hint")))
+        scopes = scope_rules.split(grant.request.scope)
+        needs_consent = not consent_given and prompts.needs_consent(
+            req, client, consents.covers(session, member.member_id, member.organization_id, client.client_id, scopes)
+        )
+        if needs_consent:
+            if req.none:
+                raise Interaction("consent_required", "The member has not approved this application")
+            row = pending or pending_store.park(session, params, server.settings.pending_request_ttl)
+            session.commit()
+            return _consent_page(row, client, member, scopes, redirect_uri)
+    except Interaction as i:
+        return _error_redirect(redirect_uri, i.error, i.description, state)
+
+    response = server.create_authorization_response(oreq, grant_user=member, grant=grant)
+    if pending is not None:
+        pending_store.finish(session, pending)
+    session.commit()
+    if request.method == "POST" and response.status_code == 302:
+        response.status_code = 303
+    return response
+
+
+def _consent_page(row, client, member, scopes, redirect_uri):
+    from urllib.parse import urlsplit
+
+    session = _server().db.session
+    return render_template(
+        "consent.html",
+        client=client,
+        member=member,
+        scopes=scope_rules.describe(session, scopes),
+        redirect_host=urlsplit(redirect_uri).netloc,
+        loopback_only=redirect_uris.all_loopback(list(client.redirect_uris)),
+        pending_id=row.id,
+        csrf_token=csrf.token(),
+    )
+
+
+@bp.route("/oauth/authorize/consent", methods=["POST"])
+def consent():
+    csrf.check()
+    server = _server()
+    session = server.db.session
+    row = pending_store.load(session, request.form.get("pending"))
+    if row is None:
+        raise PageError("This sign-in has expired", "The authorization request is no longer pending.",
+                        hint="Go back to the application and start again.")
+    member = current_member()
+    if member is None:
+        return redirect(url_for("login.login", pending=row.id), 303)
+    decision = request.form.get("decision")
+    if decision not in ("allow", "deny"):
+        raise PageError("Choose Allow or Deny", "The consent form was submitted without a decision.")
+    single, lists = row.params["single"], row.params["lists"]
+    if decision == "deny":
+        oreq = ParamsRequest(request.method, request.url, request.headers, single, lists)
+        try:
+            grant = server.get_consent_grant(oreq, end_user=None)
+        except OAuth2Error as e:
+            return _oauth_error(e, single.get("state"))
+        pending_store.finish(session, row)
+        audit.record(session, "consent_denied", client_id=grant.request.client.client_id,
+                     subject=member.member_id, organization_id=member.organization_id)
+        session.commit()
+        return _error_redirect(grant.redirect_uri, "access_denied", "The member denied the request", single.get("state"))
+    oreq = ParamsRequest(request.method, request.url, request.headers, single, lists)
+    try:
+        grant = server.get_consent_grant(oreq, end_user=None)
+    except OAuth2Error as e:
+        return _oauth_error(e, single.get("state"))
+    scopes = scope_rules.split(grant.request.scope)
+    consents.remember(session, member.member_id, member.organization_id, grant.request.client.client_id, scopes)
+    audit.record(session, "consent_granted", client_id=grant.request.client.client_id, subject=member.member_id,
+                 organization_id=member.organization_id, scope=" ".join(scopes))
+    return process(row.params, pending=row, consent_given=True)

@@ -1,0 +1,82 @@
+"""Discovery: RFC 8414 and OIDC Discovery metadata, and the JWKS.
+
+Both documents are built from one function, so they agree member for member
+(OIDC Discovery §4.3) and carry the configured issuer byte for byte. Only what
+is really supported is listed, and no member is ever null (spec-checklist A.1 #6).
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify
+
+from ..oauth import scopes as scope_rules
+from ..oauth.claims import ORGANIZATION_CLAIMS, SCOPE_CLAIMS
+
+bp = Blueprint("wellknown", __name__)
+
+
+def _server():
+    return current_app.extensions["authz"]
+
+
+def metadata() -> dict:
+    s = _server().settings
+    iss = s.issuer
+    scopes = sorted(scope_rules.catalog(_server().db.session))
+    claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", *ORGANIZATION_CLAIMS]
+    for names in SCOPE_CLAIMS.values():
+        claims.extend(names)
+    return {
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/oauth/authorize",
+        "token_endpoint": f"{iss}/oauth/token",
+        "jwks_uri": f"{iss}/.well-known/jwks.json",
+        "userinfo_endpoint": f"{iss}/oauth/userinfo",
+        "revocation_endpoint": f"{iss}/oauth/revoke",
+        "introspection_endpoint": f"{iss}/oauth/introspect",
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "claims_supported": claims,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+    }
+
+
+def _path_suffix() -> str:
+    path = urlsplit(_server().settings.issuer).path
+    return path if path not in ("", "/") else ""
+
+
+def _json(body, max_age=300):
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return resp
+
+
+@bp.route("/.well-known/oauth-authorization-server")
+@bp.route("/.well-known/oauth-authorization-server/<path:suffix>")
+@bp.route("/.well-known/openid-configuration")
+@bp.route("/.well-known/openid-configuration/<path:suffix>")
+def discovery(suffix=""):
+    # RFC 8414 §3.1: for an issuer with a path the document lives at the
+    # path-inserted URL; anything else is not ours.
+    if ("/" + suffix if suffix else "") != _path_suffix():
+        return jsonify(error="not_found", error_description="No such metadata document"), 404
+    return _json(metadata())
+
+
+@bp.route("/.well-known/jwks.json")
+def jwks():
+    return _json(_server().keys.jwks(), max_age=300)
