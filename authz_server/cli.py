@@ -297,14 +297,25 @@ def tokens_issue_refresh(client_id, subject, organization_id, scope, as_json):
 def _prepare(settings):
     """Migrate and make sure signing keys exist, before any worker starts."""
     from . import migrate
-    from .db import Database
-    from .oauth.keys import KeyStore
 
     migrate.upgrade(settings.database_url)
+    _ensure_keys(settings)
+
+
+def _ensure_keys(settings):
+    from .db import Database
+    from .oauth.keys import KeyDecryptionError, KeyStore
+
     d = Database(settings.database_url)
-    KeyStore(d, settings.key_encryption_key, 0).ensure(d.session)
-    d.session.commit()
-    d.dispose()
+    try:
+        store = KeyStore(d, settings.key_encryption_key, 0)
+        store.check_decryptable(d.session)
+        store.ensure(d.session)
+        d.session.commit()
+    except KeyDecryptionError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        d.dispose()
 
 
 @main.command()
@@ -318,13 +329,7 @@ def serve(host, port, workers, no_migrate):
 
     settings = _settings()
     if no_migrate:
-        from .db import Database
-        from .oauth.keys import KeyStore
-
-        d = Database(settings.database_url)
-        KeyStore(d, settings.key_encryption_key, 0).ensure(d.session)
-        d.session.commit()
-        d.dispose()
+        _ensure_keys(settings)
     else:
         _prepare(settings)
 

@@ -25,6 +25,10 @@ ALGS = ("ES256", "RS256")
 CACHE_SECONDS = 60
 
 
+class KeyDecryptionError(RuntimeError):
+    """The configured key-encryption key does not open the stored keys."""
+
+
 def _generate(alg: str, kid: str):
     params = {"kid": kid, "alg": alg, "use": "sig"}
     if alg == "ES256":
@@ -98,6 +102,20 @@ class KeyStore:
         session.flush()
         self.invalidate()
         return changes
+
+    def check_decryptable(self, session) -> None:
+        """Fail at start, with a message, when AUTHZ_KEY_ENCRYPTION_KEY is not the
+        key the stored private keys were encrypted with."""
+        from cryptography.fernet import InvalidToken
+
+        for row in session.scalars(select(SigningKey).where(SigningKey.state != "retired")).all():
+            try:
+                self.fernet.decrypt(row.private_jwk_encrypted.encode())
+            except InvalidToken:
+                raise KeyDecryptionError(
+                    f"AUTHZ_KEY_ENCRYPTION_KEY cannot decrypt signing key {row.kid}: it is not the key the "
+                    "database's signing keys were encrypted with. Restore the original key."
+                ) from None
 
     # --- Reading ----------------------------------------------------------
     def invalidate(self):
