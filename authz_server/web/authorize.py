@@ -74,25 +74,30 @@ def process(params: dict, pending=None, consent_given: bool = False):
     single, lists = params["single"], params["lists"]
     state = single.get("state")
     oreq = ParamsRequest(request.method, request.url, request.headers, single, lists)
+    member = current_member()
     try:
         grant = server.get_consent_grant(oreq, end_user=None)
     except OAuth2Error as e:
+        if e.redirect_uri and _must_authenticate_first(member, single):
+            return _login(params, pending, single)
         return _oauth_error(e, state)
     client = grant.request.client
     redirect_uri = grant.redirect_uri
 
     try:
-        req = prompts.parse(single, params.get("duplicates") or [])
-        member = current_member()
+        try:
+            req = prompts.parse(single, params.get("duplicates") or [])
+        except Interaction:
+            if _must_authenticate_first(member, single):
+                return _login(params, pending, single)
+            raise
         fresh_login = member is not None and pending is not None and member.auth_time >= int(
             pending.created_at.timestamp()
         )
         if prompts.needs_login(req, member, client, fresh_login, now=time.time()):
             if req.none:
                 raise Interaction("login_required", "The member is not signed in")
-            row = pending or pending_store.park(session, params, server.settings.pending_request_ttl)
-            session.commit()
-            return redirect(url_for("login.login", pending=row.id, login_hint=single.get("login_hint")))
+            return _login(params, pending, single)
         scopes = scope_rules.split(grant.request.scope)
         needs_consent = not consent_given and prompts.needs_consent(
             req, client, consents.covers(session, member.member_id, member.organization_id, client.client_id, scopes)
@@ -113,6 +118,21 @@ def process(params: dict, pending=None, consent_given: bool = False):
     if request.method == "POST" and response.status_code == 302:
         response.status_code = 303
     return response
+
+
+def _must_authenticate_first(member, single) -> bool:
+    """OAuth 2.1 §7.12.2 / RFC 9700 §4.11.2: authenticate the member before sending
+    an error to a redirect URI, so the server cannot be used as an open redirector;
+    only a silent prompt=none request gets its error at once."""
+    return member is None and "none" not in (single.get("prompt") or "").split()
+
+
+def _login(params, pending, single):
+    """Park the request and send the browser to the login page; it resumes here."""
+    server = _server()
+    row = pending or pending_store.park(server.db.session, params, server.settings.pending_request_ttl)
+    server.db.session.commit()
+    return redirect(url_for("login.login", pending=row.id, login_hint=single.get("login_hint")))
 
 
 def _consent_page(row, client, member, scopes, redirect_uri):
