@@ -63,6 +63,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             resp.headers.setdefault(k, v)
         if request.path.startswith("/oauth/authorize") or request.path.startswith("/login"):
             resp.headers["Cache-Control"] = "no-store"
+        if request.path == "/oauth/token":
+            # RFC 6749 §5.1 / OAuth 2.1 §3.2.3: every token endpoint answer, also the
+            # 405/413 built by the generic error handler, is no-store.
+            resp.headers["Cache-Control"] = "no-store"
+            resp.headers.setdefault("Pragma", "no-cache")
         return resp
 
     @app.teardown_request

@@ -240,10 +240,18 @@ def _keystore(ctx):
 
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]))
-def keys_rotate(alg):
+@click.option("--force", is_flag=True,
+              help="rotate although the next key is freshly published (a compromised key)")
+def keys_rotate(alg, force):
     """next → active → retired, and a new next key."""
+    from .oauth.keys import RotationTooSoon
+
     with _Ctx() as ctx:
-        for a, old, new in _keystore(ctx).rotate(ctx.db.session, alg):
+        try:
+            changes = _keystore(ctx).rotate(ctx.db.session, alg, force=force)
+        except RotationTooSoon as e:
+            raise click.ClickException(f"{e} (--force)") from None
+        for a, old, new in changes:
             click.echo(f"{a}: active {new} (retired {old or '-'})")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import jsonify, render_template, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,19 @@ def register(app):
         resp.status_code = 503
         resp.headers["Retry-After"] = "5"
         return resp
+
+    @app.errorhandler(DataError)
+    def _bad_value(e):
+        # A value the database refuses to store or compare (a NUL byte in a Postgres
+        # text parameter, an over-long string) is bad input, not an outage: a 400,
+        # never the 503 "retry shortly" below (DESIGN §5, clear errors).
+        log.warning("database refused a value: %s", e.orig.__class__.__name__ if e.orig else "DataError")
+        app.extensions["authz"].db.session.rollback()
+        if wants_json():
+            resp = jsonify(error="invalid_request", error_description="A parameter holds a value that is not allowed")
+            resp.status_code = 400
+            return resp
+        return error_page("This request is not valid", "A parameter holds a value that is not allowed.", 400)
 
     @app.errorhandler(Exception)
     def _unexpected(e):

@@ -102,7 +102,8 @@ class ClientCache:
         self._lock = threading.Lock()
 
     def get(self, client_id) -> OAuthClient | None:
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
+        # A NUL can be in no client id, and Postgres refuses it in a query (DataError).
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 255 or "\x00" in client_id:
             return None
         now = time.monotonic()
         hit = self._items.get(client_id)

@@ -23,6 +23,16 @@ from ..security import new_id
 
 ALGS = ("ES256", "RS256")
 CACHE_SECONDS = 60
+# Resource servers may cache the JWKS for its max-age (RFC 9068 §4) and our nodes
+# cache keys for CACHE_SECONDS: a next key must have been published that long
+# before it signs, or a verifier holding a cached JWKS meets an unknown kid
+# (OIDC Core §10.1.1, spec-checklist item 121).
+JWKS_MAX_AGE = 300
+MIN_PUBLISHED_SECONDS = JWKS_MAX_AGE + CACHE_SECONDS
+
+
+class RotationTooSoon(RuntimeError):
+    """The next key has not been published long enough to start signing."""
 
 
 class KeyDecryptionError(RuntimeError):
@@ -84,18 +94,33 @@ class KeyStore:
             self.invalidate()
         return created
 
-    def rotate(self, session, alg: str | None = None) -> list[tuple[str, str, str]]:
-        """active → retired, next → active, and a new next. Returns (alg, old, new) kids."""
+    def rotate(self, session, alg: str | None = None, force: bool = False) -> list[tuple[str, str, str]]:
+        """active → retired, next → active, and a new next. Returns (alg, old, new) kids.
+
+        Refuses (RotationTooSoon) while the next key has been published for less
+        than MIN_PUBLISHED_SECONDS, unless ``force`` (a compromised key) or the key
+        was only just created because the database had none (nothing has signed yet)."""
+        existing = set(session.scalars(select(SigningKey.kid)).all())
         self.ensure(session)
         now = utcnow()
-        changes = []
+        plan = []
         for a in [alg] if alg else ALGS:
             rows = session.scalars(select(SigningKey).where(SigningKey.alg == a, SigningKey.state != "retired")).all()
             active = [r for r in rows if r.state == "active"]
-            nxt = sorted((r for r in rows if r.state == "next"), key=lambda r: r.created_at)
+            promoted = sorted((r for r in rows if r.state == "next"), key=lambda r: r.created_at)[0]
+            published_for = (now - promoted.created_at).total_seconds()
+            # Checked for every alg before any row changes, so a refusal changes nothing.
+            if not force and promoted.kid in existing and published_for < MIN_PUBLISHED_SECONDS:
+                raise RotationTooSoon(
+                    f"the next {a} key {promoted.kid} has been published for only {int(published_for)} s; "
+                    f"verifiers may cache the JWKS for {MIN_PUBLISHED_SECONDS} s. Rotate again after that, "
+                    "or force it if the active key is compromised"
+                )
+            plan.append((a, active, promoted))
+        changes = []
+        for a, active, promoted in plan:
             for r in active:
                 r.state, r.retired_at = "retired", now
-            promoted = nxt[0]
             promoted.state, promoted.activated_at = "active", now
             session.add(self._new_row(a, "next", now))
             changes.append((a, ",".join(r.kid for r in active), promoted.kid))

@@ -3,6 +3,9 @@ to ask for consent. Authlib handles neither max_age nor stored consent (D-11).""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .requests import shown
 
 KNOWN_PROMPTS = {"none", "login", "consent", "select_account"}
 
@@ -29,7 +32,7 @@ class PromptRequest:
 def parse(single: dict, duplicates: list[str]):
     """Validate the parameters checked after the redirect URI is trusted."""
     if duplicates:
-        raise Interaction("invalid_request", f"Parameter sent more than once: {duplicates[0]}")
+        raise Interaction("invalid_request", f"Parameter sent more than once: {shown(duplicates[0])}")
     if "request" in single:
         raise Interaction("request_not_supported", "Request objects are not supported")
     if "request_uri" in single:
@@ -58,16 +61,30 @@ def needs_login(req: PromptRequest, member, client, fresh_login: bool, now: floa
         return True
     if fresh_login:
         return False
-    if "login" in req.prompts:
+    # OIDC Core §3.1.2.1: "max_age=0 is equivalent to prompt=login", even for a
+    # session authenticated within the same second (auth_time has whole seconds).
+    if "login" in req.prompts or req.max_age == 0:
         return True
     return req.max_age is not None and now - member.auth_time > req.max_age
 
 
-def needs_consent(req: PromptRequest, client, remembered: bool) -> bool:
+def needs_consent(req: PromptRequest, client, remembered: bool, redirect_uri: str | None = None) -> bool:
     """Default policy: first-party clients never ask; others ask unless a
-    remembered consent covers every requested scope; prompt=consent always asks."""
+    remembered consent covers every requested scope; prompt=consent always asks.
+    A remembered consent is not reused for a client that cannot prove who it is
+    (RFC 8252 §8.6, OIDC Core §3.1.2.4)."""
     if client.is_first_party:
         return False
     if "consent" in req.prompts:
         return True
-    return not remembered
+    return not remembered or not identity_assured(client, redirect_uri)
+
+
+def identity_assured(client, redirect_uri: str | None) -> bool:
+    """RFC 8252 §8.6: a public client whose redirect goes to loopback or a
+    private-use scheme can be impersonated by any local app listening there; a
+    confidential client proves itself at the token endpoint, and an https
+    redirect belongs to its host."""
+    if not client.is_public or redirect_uri is None:
+        return True
+    return urlsplit(redirect_uri).scheme == "https"

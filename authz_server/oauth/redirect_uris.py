@@ -1,6 +1,7 @@
 """Redirect-URI rules (spec-checklist A.4)."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from ..config import is_loopback_host
@@ -44,31 +45,31 @@ def _is_loopback_http(parts) -> bool:
     )
 
 
+# The authority of a loopback http redirect URI, spelled exactly as RFC 8252 §7.3
+# and OAuth 2.1 §4.1.1 name it, with its optional port; what follows must start
+# a path or a query, so "127.0.0.1.evil.example" or "user@127.0.0.1" never fit.
+_LOOPBACK_AUTHORITY = re.compile(r"http://(127\.0\.0\.1|\[::1\]|localhost)(?::(\d{1,5}))?(?=[/?]|$)")
+
+
+def _without_port(uri: str) -> str | None:
+    """``uri`` with its port removed when it is a loopback http URI, else None."""
+    m = _LOOPBACK_AUTHORITY.match(uri)
+    if m is None or "#" in uri or (m.group(2) is not None and not 0 < int(m.group(2)) < 65536):
+        return None
+    return f"http://{m.group(1)}{uri[m.end():]}"
+
+
 def matches(registered: list[str], requested: str) -> bool:
     """Simple string comparison (RFC 3986 §6.2.1), except that for loopback http
-    redirect URIs the port may differ, also from a portless entry (RFC 8252 §7.3)."""
+    redirect URIs the port may differ, also from a portless entry (RFC 8252 §7.3).
+    Everything but the port is still compared as a string: no case folding or
+    other normalization."""
     if requested in registered:
         return True
-    try:
-        req = urlsplit(requested)
-        if not _is_loopback_http(req):
-            return False
-        req_port = req.port  # raises ValueError for a bad port
-    except ValueError:
+    req = _without_port(requested)
+    if req is None:
         return False
-    del req_port
-    for entry in registered:
-        reg = urlsplit(entry)
-        if (
-            _is_loopback_http(reg)
-            and reg.hostname == req.hostname
-            and reg.path == req.path
-            and reg.query == req.query
-            and not req.fragment
-            and not req.username and not req.password
-        ):
-            return True
-    return False
+    return any(_without_port(entry) == req for entry in registered)
 
 
 def all_loopback(uris: list[str]) -> bool:

@@ -8,10 +8,18 @@ its stored parameters.
 from __future__ import annotations
 
 from collections import defaultdict
+from urllib.parse import quote
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 
 MULTI_VALUED = {"resource"}
+
+
+def shown(name: str) -> str:
+    """A parameter name as it may appear in error_description: RFC 6749 §5.2
+    allows only printable ASCII without '"' and '\\', so anything else is
+    percent-encoded (ordinary names are unchanged)."""
+    return quote(name[:64], safe="")
 
 
 def normalize(multidict) -> tuple[dict, dict, list[str]]:

@@ -1,7 +1,7 @@
 """Resource indicators (RFC 8707): which audiences a token may name."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 
@@ -36,15 +36,22 @@ def normalize(uri: str) -> str | None:
     return urlunsplit((scheme, host, path, p.query, ""))
 
 
+def _echo(value: str) -> str:
+    """The value percent-encoded: error_description allows only printable ASCII
+    without '"' and '\\' (RFC 6749 §5.2), and Authlib raises ValueError (a 500)
+    for anything else."""
+    return quote(value[:200], safe=":/?&=@%")
+
+
 def validate(session, values: list[str], default_audience: str) -> list[str]:
     """Registered resources named by the request, canonical; raises invalid_target."""
     out = []
     for v in values:
         canon = normalize(v)
         if canon is None:
-            raise InvalidTargetError(f"The resource {v[:200]!r} is not an absolute URI without a fragment")
+            raise InvalidTargetError(f"The resource {_echo(v)} is not an absolute URI without a fragment")
         if canon != default_audience and session.get(Resource, canon) is None:
-            raise InvalidTargetError(f"The resource {canon[:200]!r} is not registered on this server")
+            raise InvalidTargetError(f"The resource {_echo(canon)} is not registered on this server")
         if canon not in out:
             out.append(canon)
     return out

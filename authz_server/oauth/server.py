@@ -1,10 +1,12 @@
 """The Authlib authorization server, wired to our storage, keys and policies."""
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request, UnsupportedResponseTypeError
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import request as flask_request
 
@@ -62,8 +64,46 @@ class AuthzServer(AuthorizationServer):
         single, lists, _ = normalize(values)
         return ParamsRequest(flask_request.method, flask_request.url, flask_request.headers, single, lists)
 
+    def get_authorization_grant(self, request):
+        try:
+            return super().get_authorization_grant(request)
+        except ValueError:
+            # Authlib 1.9 echoes the raw response_type into error_description, which
+            # RFC 6749 §4.1.2.1 limits to printable ASCII; for anything else it raises
+            # ValueError (a 500). Same answer without the echo, redirected (as Authlib
+            # does) only to a validated redirect URI.
+            payload, redirect_uri = request.payload, None
+            client = self.query_client(payload.client_id) if payload.client_id else None
+            if client is not None:
+                if payload.redirect_uri:
+                    redirect_uri = payload.redirect_uri if client.check_redirect_uri(payload.redirect_uri) else None
+                else:
+                    redirect_uri = client.get_default_redirect_uri()
+            raise UnsupportedResponseTypeError("(unprintable)", "The response_type is not supported.",
+                                               redirect_uri=redirect_uri) from None
+
     def authenticate_client(self, request, methods, endpoint="token"):
-        client = super().authenticate_client(request, methods, endpoint)
+        header = request.headers.get("Authorization") or ""
+        parts = header.split(None, 1)
+        basic = bool(parts) and parts[0].lower() == "basic"
+        # Authlib's Basic parser raises (a 500) on a header whose only space is
+        # trailing ("Basic ") and on credentials that are not UTF-8 once decoded.
+        malformed = " " in header and len(parts) < 2
+        if basic and len(parts) == 2:
+            try:
+                base64.b64decode(parts[1], validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                malformed = True
+        if malformed:
+            raise InvalidClientError(status_code=401, description="Malformed Authorization header")
+        try:
+            client = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as e:
+            # RFC 6749 §5.2: a client that tried the Authorization header gets 401 and
+            # a challenge, also when Authlib failed it on another method (400).
+            if basic:
+                e.status_code = 401
+            raise
         # spec-checklist item 9: a body client_id next to Basic must name the same client.
         body_id = request.form.get("client_id")
         if request.auth_method == "client_secret_basic" and body_id and body_id != client.client_id:

@@ -72,6 +72,11 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -
     spec-checklist C-8); one used earlier is reuse: the caller revokes the family.
     On Postgres, a concurrent refresh of the same token waits on the row lock of
     the first UPDATE and then takes the grace branch.
+
+    The grant itself must still be unrevoked: a refresh racing a family
+    revocation (reuse detected, RFC 9700 §4.14.2) can insert its child token
+    after the revoking UPDATE took its snapshot, so that child's row is never
+    marked revoked; checking the grant in the same statement keeps it dead.
     """
     if not isinstance(token, str) or not token or len(token) > 512:
         return Rotation(None)
@@ -85,6 +90,7 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -
             RefreshToken.used_at.is_(None),
             RefreshToken.revoked_at.is_(None),
             RefreshToken.expires_at > now,
+            select(Grant.id).where(Grant.id == RefreshToken.grant_id, Grant.revoked_at.is_(None)).exists(),
         )
         .values(used_at=now)
         .returning(RefreshToken)
@@ -96,6 +102,8 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -
     if old is None or old.revoked_at is not None or old.used_at is None:
         return Rotation(None)  # unknown, revoked or expired
     if now - old.used_at <= dt.timedelta(seconds=grace_seconds) and old.expires_at > now:
+        if not is_active(session, old.grant_id):
+            return Rotation(None)  # the family was revoked meanwhile (see above)
         return Rotation(old, grace=True)
     return Rotation(None, reuse_detected=True)
 

@@ -100,7 +100,8 @@ def process(params: dict, pending=None, consent_given: bool = False):
             return _login(params, pending, single)
         scopes = scope_rules.split(grant.request.scope)
         needs_consent = not consent_given and prompts.needs_consent(
-            req, client, consents.covers(session, member.member_id, member.organization_id, client.client_id, scopes)
+            req, client, consents.covers(session, member.member_id, member.organization_id, client.client_id, scopes),
+            redirect_uri,
         )
         if needs_consent:
             if req.none:

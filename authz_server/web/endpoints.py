@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from ..oauth import claims as claim_rules, scopes as scope_rules
-from ..oauth.requests import normalize
+from ..oauth.requests import normalize, shown
 from ..storage import grants as grant_store
 
 bp = Blueprint("endpoints", __name__)
@@ -30,7 +30,7 @@ def _form_problem():
         return _json_error("invalid_request", "Send the parameters as application/x-www-form-urlencoded")
     _, _, dups = normalize(request.form)
     if dups:
-        return _json_error("invalid_request", f"Parameter sent more than once: {dups[0]}")
+        return _json_error("invalid_request", f"Parameter sent more than once: {shown(dups[0])}")
     return None
 
 
@@ -39,6 +39,10 @@ def token():
     problem = _form_problem()
     if problem is not None:
         return problem
+    if not request.form.get("grant_type"):
+        # RFC 6749 §5.2: a missing required parameter is invalid_request (Authlib
+        # would answer unsupported_grant_type).
+        return _json_error("invalid_request", "Missing 'grant_type' in request")
     server = _server()
     response = server.create_token_response()
     if response.status_code == 200:

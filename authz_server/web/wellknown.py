@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..oauth import scopes as scope_rules
 from ..oauth.claims import ORGANIZATION_CLAIMS, SCOPE_CLAIMS
+from ..oauth.keys import JWKS_MAX_AGE
 
 bp = Blueprint("wellknown", __name__)
 
@@ -79,4 +80,5 @@ def discovery(suffix=""):
 
 @bp.route("/.well-known/jwks.json")
 def jwks():
-    return _json(_server().keys.jwks(), max_age=300)
+    # The key store's publish-before-use window assumes this max-age.
+    return _json(_server().keys.jwks(), max_age=JWKS_MAX_AGE)

@@ -5,6 +5,7 @@ registered as confidential clients). Public clients may not (§4: prevent token
 scanning)."""
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
 from . import tokens_lookup
@@ -15,6 +16,13 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     def query_token(self, token_string, token_type_hint):
         return tokens_lookup.find(self.server, token_string, token_type_hint)
+
+    def check_params(self, request, client):
+        # RFC 7662 §2.1: the hint only speeds up the search and MAY be ignored, so
+        # an unknown hint value searches every type (Authlib answers 401
+        # unsupported_token_type, an error RFC 7662 does not define).
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token' in request")
 
     def check_permission(self, token, client, request):
         return not client.is_public

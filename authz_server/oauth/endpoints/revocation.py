@@ -1,6 +1,7 @@
 """RFC 7009 token revocation on Authlib's RevocationEndpoint."""
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749 import UnsupportedTokenTypeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 
 from ...storage import audit, grants as grant_store
@@ -14,6 +15,15 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     def query_token(self, token_string, token_type_hint):
         return tokens_lookup.find(self.server, token_string, token_type_hint)
+
+    def check_params(self, request, client):
+        try:
+            super().check_params(request, client)
+        except UnsupportedTokenTypeError as error:
+            # RFC 7009 §2.2.1 / RFC 6749 §5.2: an error response is a 400; Authlib's
+            # UnsupportedTokenTypeError is a ForbiddenError and answers 401.
+            error.status_code = 400
+            raise
 
     def authenticate_token(self, request, client):
         self.check_params(request, client)

@@ -27,12 +27,42 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     # --- /authorize ----------------------------------------------------------
+    @staticmethod
+    def validate_no_multiple_request_parameter(request):
+        """RFC 6749 §3.1: no parameter twice. Authlib refuses a repeated state,
+        scope or response_type before the redirect URI is validated, so the error
+        could only be an HTML page. Here only a repeated client_id or redirect_uri
+        is refused that early (they cannot be validated); any other repeat is
+        refused by web.authorize once the redirect URI is trusted, and goes back
+        to the client (§4.1.2.1)."""
+        for name in ("client_id", "redirect_uri"):
+            if len(request.payload.datalist.get(name, [])) > 1:
+                raise InvalidRequestError(f"Multiple '{name}' in request.")
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        """As Authlib's, without echoing the URI into error_description: RFC 6749
+        §4.1.2.1 limits that to printable ASCII and Authlib raises ValueError (a
+        500) for a URI with any other character."""
+        if request.payload.redirect_uri:
+            if not client.check_redirect_uri(request.payload.redirect_uri):
+                raise InvalidRequestError("The redirect_uri is not registered for this client.")
+            return request.payload.redirect_uri
+        redirect_uri = client.get_default_redirect_uri()
+        if not redirect_uri:
+            raise InvalidRequestError("Missing 'redirect_uri' in request.")
+        return redirect_uri
+
     def validate_authorization_request(self):
         payload = self.request.payload
         client = self.server.query_client(payload.client_id) if payload.client_id else None
         # OIDC Core §3.1.2.1: an OpenID request always names its redirect_uri;
-        # checked before anything can redirect.
-        if client is not None and not payload.redirect_uri and "openid" in scope_rules.split(payload.scope):
+        # checked before anything can redirect. A request without scope whose
+        # default scope has openid gets an id token, so it counts as one too.
+        requested = scope_rules.split(payload.scope) or (
+            list(client.scopes or [scope_rules.DEFAULT_SCOPE]) if client is not None else []
+        )
+        if client is not None and not payload.redirect_uri and "openid" in requested:
             raise InvalidRequestError("'redirect_uri' is required for OpenID Connect requests")
         redirect_uri = super().validate_authorization_request()
         try:

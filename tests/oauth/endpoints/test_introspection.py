@@ -1,0 +1,212 @@
+"""RFC 7662 token introspection at /oauth/introspect (spec-checklist A.12 items
+66-67; item 68, a per-resource-server answer, is not built: see the report)."""
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+
+import requests
+import time_machine
+
+PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
+
+
+def _introspect(live, rs, token, hint=None, auth="basic"):
+    data = {"token": token}
+    if hint:
+        data["token_type_hint"] = hint
+    if auth == "basic":
+        return requests.post(live.url + "/oauth/introspect", data=data, auth=(rs.client_id, rs.client_secret),
+                             timeout=10)
+    if auth == "post":
+        data.update(client_id=rs.client_id, client_secret=rs.client_secret)
+    elif auth == "none":
+        data["client_id"] = rs.client_id
+    return requests.post(live.url + "/oauth/introspect", data=data, timeout=10)
+
+
+def _body(resp):
+    assert resp.status_code == 200, (resp.status_code, resp.text)
+    assert resp.headers["Content-Type"].startswith("application/json")
+    return resp.json()
+
+
+def _rs(make_client, **kw):
+    return make_client(grant_types=("client_credentials",), redirect_uris=(), **kw)
+
+
+@contextmanager
+def _frozen(live, seconds):
+    try:
+        with time_machine.travel(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds), tick=False):
+            yield
+    finally:
+        # The caches stamp entries with the travelled monotonic clock; drop them.
+        live.server.keys.invalidate()
+        live.server.clients.invalidate()
+
+
+# --- item 66: the caller must be authorized -----------------------------------------
+
+
+def test_a12_66_unauthenticated_call_is_401(live, make_client, tokens_for):
+    """RFC 7662 §2.1 / §4: the endpoint requires caller authentication (no token
+    scanning): 401 invalid_client, and nothing about the token."""
+    c = make_client()
+    t = tokens_for(c)
+    resp = requests.post(live.url + "/oauth/introspect", data={"token": t["access_token"]}, timeout=10)
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"] == "invalid_client"
+    assert "active" not in resp.json()
+
+
+def test_a12_66_bad_credentials_are_401(live, make_client, tokens_for):
+    """A wrong secret is 401 invalid_client with a Basic challenge."""
+    c = make_client()
+    t = tokens_for(c)
+    resp = requests.post(live.url + "/oauth/introspect", data={"token": t["access_token"]},
+                         auth=(c.client_id, "wrong"), timeout=10)
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
+    assert resp.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_a12_66_public_clients_may_not_introspect(live, make_client, tokens_for):
+    """A public client cannot authenticate, so it cannot introspect, not even its
+    own token."""
+    pub = make_client(client_type="third_party_public", redirect_uris=PUBLIC_REDIRECT)
+    t = tokens_for(pub)
+    resp = _introspect(live, pub, t["access_token"], auth="none")
+    assert resp.status_code == 401 and resp.json()["error"] == "invalid_client", resp.text
+
+
+def test_a12_66_client_secret_post_caller(live, make_client, tokens_for):
+    """A resource server registered for client_secret_post authenticates with it."""
+    rs = _rs(make_client, auth_method="client_secret_post")
+    c = make_client()
+    t = tokens_for(c)
+    assert _body(_introspect(live, rs, t["access_token"], auth="post"))["active"] is True
+
+
+def test_a12_66_token_parameter_required(live, make_client):
+    """RFC 7662 §2.1: ``token`` is REQUIRED: invalid_request without it."""
+    rs = _rs(make_client)
+    resp = requests.post(live.url + "/oauth/introspect", data={"token_type_hint": "access_token"},
+                         auth=(rs.client_id, rs.client_secret), timeout=10)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+
+
+# --- item 67: the answer ------------------------------------------------------------
+
+
+def test_a12_67_active_access_token(live, make_client, tokens_for):
+    """RFC 7662 §2.2: an active access token answers active plus scope, client_id,
+    sub, aud, iss, exp, iat, token_type (and jti); no null member."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c, scope="openid profile")
+    info = _body(_introspect(live, rs, t["access_token"]))
+    assert info["active"] is True
+    assert info["scope"] == "openid profile"
+    assert info["client_id"] == c.client_id
+    assert info["sub"].startswith("member-")
+    assert info["aud"] == live.url
+    assert info["iss"] == live.url
+    assert info["token_type"] == "Bearer"
+    for name in ("exp", "iat"):
+        assert type(info[name]) is int
+    assert info["exp"] - info["iat"] == live.settings.access_token_ttl
+    assert isinstance(info["jti"], str) and info["jti"]
+    assert None not in info.values()
+
+
+def test_a12_67_active_refresh_token(live, make_client, tokens_for):
+    """An active refresh token answers active with its scope, client_id, sub,
+    iss, exp, iat and token_type refresh_token."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c, scope="openid email")
+    info = _body(_introspect(live, rs, t["refresh_token"], hint="refresh_token"))
+    assert info["active"] is True
+    assert info["token_type"] == "refresh_token"
+    assert info["scope"] == "openid email"
+    assert info["client_id"] == c.client_id
+    assert info["iss"] == live.url
+    assert info["exp"] > info["iat"]
+    assert None not in info.values()
+
+
+def test_a12_67_sub_matches_access_token_and_id_token(live, make_client, tokens_for):
+    """The member is the same subject everywhere (introspection, id token)."""
+    import jwt
+
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c)
+    id_sub = jwt.decode(t["id_token"], options={"verify_signature": False})["sub"]
+    assert _body(_introspect(live, rs, t["access_token"]))["sub"] == id_sub
+    assert _body(_introspect(live, rs, t["refresh_token"]))["sub"] == id_sub
+
+
+def test_a12_67_revoked_token_is_exactly_inactive(live, make_client, tokens_for):
+    """RFC 7662 §2.2: a revoked token answers exactly {"active": false}."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c)
+    requests.post(live.url + "/oauth/revoke", data={"token": t["refresh_token"]},
+                  auth=(c.client_id, c.client_secret), timeout=10).raise_for_status()
+    assert _body(_introspect(live, rs, t["refresh_token"])) == {"active": False}
+    assert _body(_introspect(live, rs, t["access_token"])) == {"active": False}
+
+
+def test_a12_67_unknown_token_is_exactly_inactive(live, make_client):
+    """Unknown, malformed and foreign-signed tokens answer exactly {"active": false}."""
+    import jwt as pyjwt
+
+    rs = _rs(make_client)
+    forged = pyjwt.encode({"iss": live.url, "sub": "x", "exp": 9999999999, "client_id": rs.client_id},
+                          "a-secret-long-enough-for-hs256-32bytes!", algorithm="HS256", headers={"typ": "at+jwt"})
+    for token in ("nope", "a.b.c", forged, "x" * 9000):
+        assert _body(_introspect(live, rs, token)) == {"active": False}, token
+
+
+def test_a12_67_expired_access_token_is_exactly_inactive(live, make_client, tokens_for):
+    """An access token past its exp answers exactly {"active": false}."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c)
+    with _frozen(live, live.settings.access_token_ttl + 1):
+        assert _body(_introspect(live, rs, t["access_token"])) == {"active": False}
+    with _frozen(live, live.settings.access_token_ttl - 60):
+        assert _body(_introspect(live, rs, t["access_token"]))["active"] is True
+
+
+def test_a12_67_expired_or_rotated_refresh_token_is_inactive(live, make_client, tokens_for):
+    """A refresh token past its idle lifetime, or already rotated, is inactive."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c)
+    with _frozen(live, live.settings.refresh_token_idle_ttl + 60):
+        assert _body(_introspect(live, rs, t["refresh_token"])) == {"active": False}
+    requests.post(live.url + "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": t["refresh_token"]},
+                  auth=(c.client_id, c.client_secret), timeout=10).raise_for_status()
+    assert _body(_introspect(live, rs, t["refresh_token"])) == {"active": False}
+
+
+def test_a12_67_hint_does_not_limit_the_search(live, make_client, tokens_for):
+    """RFC 7662 §2.1: a wrong token_type_hint still finds the token, and the hint
+    MAY be ignored, so an unknown hint value does not fail the call."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c)
+    assert _body(_introspect(live, rs, t["access_token"], hint="refresh_token"))["active"] is True
+    assert _body(_introspect(live, rs, t["refresh_token"], hint="access_token"))["active"] is True
+    assert _body(_introspect(live, rs, t["access_token"], hint="id_token"))["active"] is True
+    assert _body(_introspect(live, rs, "unknown", hint="id_token")) == {"active": False}
+
+
+def test_a12_67_id_token_is_not_an_access_token(live, make_client, tokens_for):
+    """An id token (typ JWT, signed by us) is not an access token: inactive."""
+    c = make_client()
+    rs = _rs(make_client)
+    t = tokens_for(c)
+    assert _body(_introspect(live, rs, t["id_token"])) == {"active": False}

@@ -1,0 +1,429 @@
+"""The refresh-token grant (spec-checklist A.7 items 43-48, with A.2 item 8 and
+A.6 item 42): rotation, reuse detection with a grace window, client binding,
+scope narrowing, idle and absolute expiry, refresh tokens by grant type."""
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+
+import requests
+import time_machine
+from sqlalchemy import select
+
+from authz_server.models import AuditEvent
+from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
+
+PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
+
+
+def _refresh(live_or_url, client, refresh_token, **extra):
+    url = live_or_url if isinstance(live_or_url, str) else live_or_url.url
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    if client.client_secret:
+        auth = (client.client_id, client.client_secret)
+    else:
+        auth = None
+        data["client_id"] = client.client_id
+    return requests.post(url + "/oauth/token", data=data, auth=auth, timeout=10)
+
+
+def _error(resp, status, error):
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    assert resp.headers["Content-Type"].startswith("application/json")
+    assert resp.json()["error"] == error, resp.json()
+    assert "access_token" not in resp.json()
+
+
+def _ok(resp):
+    assert resp.status_code == 200, (resp.status_code, resp.text)
+    return resp.json()
+
+
+def _introspect(live, resource_server, token):
+    resp = requests.post(live.url + "/oauth/introspect", data={"token": token},
+                         auth=(resource_server.client_id, resource_server.client_secret), timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _audit(live, event):
+    s = live.db.session
+    try:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event)).all())
+    finally:
+        s.remove()
+
+
+@contextmanager
+def _frozen(live, seconds, start=None):
+    """Freeze the clock ``seconds`` after ``start`` (default: now); the server
+    runs in-process, so it sees the same clock."""
+    start = start or dt.datetime.now(dt.timezone.utc)
+    try:
+        with time_machine.travel(start + dt.timedelta(seconds=seconds), tick=False):
+            yield
+    finally:
+        # The caches stamp entries with the travelled monotonic clock; drop them.
+        live.server.keys.invalidate()
+        live.server.clients.invalidate()
+
+
+def _public(make_client, **kw):
+    return make_client(client_type="third_party_public", redirect_uris=PUBLIC_REDIRECT, **kw)
+
+
+def _rs(make_client):
+    """A resource server (confidential client) allowed to introspect."""
+    return make_client(grant_types=("client_credentials",), redirect_uris=())
+
+
+def _tokens_on(server, client, scope="openid profile email"):
+    """The code flow against another server instance (make_server_with)."""
+    browser = Browser(server)
+    verifier, challenge = pkce_pair()
+    params = redirect_params(browser.authorize(auth_params(client, challenge, scope=scope)))
+    data = {"grant_type": "authorization_code", "code": params["code"], "code_verifier": verifier,
+            "client_id": client.client_id}
+    auth = (client.client_id, client.client_secret) if client.client_secret else None
+    return _ok(requests.post(server.url + "/oauth/token", data=data, auth=auth, timeout=10))
+
+
+# --- A.2 item 8 ---------------------------------------------------------------------
+
+
+def test_a2_8_public_client_refreshes_with_client_id_only(live, make_client, tokens_for):
+    """OAuth 2.1 §4.3.1: a public client refreshes by sending only client_id
+    (Authlib's RefreshTokenGrant is Basic-only, D-2)."""
+    c = _public(make_client)
+    t = tokens_for(c)
+    body = _ok(_refresh(live, c, t["refresh_token"]))
+    assert body["token_type"] == "Bearer" and body["access_token"] and body["refresh_token"]
+
+
+def test_a2_8_confidential_client_must_authenticate_to_refresh(live, make_client, tokens_for, token_post):
+    """A confidential client sending only client_id is not authenticated:
+    invalid_client; the refresh token is not consumed."""
+    c = make_client()
+    t = tokens_for(c)
+    resp = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"], "client_id": c.client_id})
+    _error(resp, 401, "invalid_client")
+    _ok(_refresh(live, c, t["refresh_token"]))
+
+
+# --- item 43: rotation ------------------------------------------------------------
+
+
+def test_a7_43_public_refresh_rotates(live, make_client, tokens_for):
+    """OAuth 2.1 §4.3.1: each refresh of a public client returns a new refresh
+    token; the old one, once past the grace window, gets invalid_grant."""
+    c = _public(make_client)
+    rt1 = tokens_for(c)["refresh_token"]
+    t2 = _ok(_refresh(live, c, rt1))
+    rt2 = t2["refresh_token"]
+    assert rt2 and rt2 != rt1
+    t3 = _ok(_refresh(live, c, rt2))
+    assert t3["refresh_token"] not in (rt1, rt2)
+    assert t3["access_token"] != t2["access_token"]
+    with _frozen(live, live.settings.refresh_grace_seconds + 5):
+        _error(_refresh(live, c, rt1), 400, "invalid_grant")
+
+
+def test_a7_43_confidential_refresh_rotates_too(live, make_client, tokens_for):
+    """Rotation applies to confidential clients as well (one policy for all)."""
+    c = make_client()
+    rt1 = tokens_for(c)["refresh_token"]
+    rt2 = _ok(_refresh(live, c, rt1))["refresh_token"]
+    assert rt2 and rt2 != rt1
+    _ok(_refresh(live, c, rt2))
+
+
+def test_a7_43_without_grace_the_old_token_dies_at_once(live, make_server_with, make_client):
+    """With the grace window set to 0 the rotated token is refused immediately."""
+    strict = make_server_with(refresh_grace_seconds=0)
+    c = _public(make_client)
+    rt1 = _tokens_on(strict, c)["refresh_token"]
+    rt2 = _ok(_refresh(strict, c, rt1))["refresh_token"]
+    _error(_refresh(strict, c, rt1), 400, "invalid_grant")
+    _error(_refresh(strict, c, rt2), 400, "invalid_grant")  # and the family went with it
+
+
+# --- item 44: reuse detection and the grace window -------------------------------
+
+
+def test_a7_44_reuse_after_grace_window_revokes_family(live, make_client, tokens_for):
+    """OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: RT1 yields RT2; RT1 presented again
+    after the grace window gets invalid_grant, and RT2 and the family's access
+    tokens are dead too; the reuse is audited."""
+    c = _public(make_client)
+    rs = _rs(make_client)
+    t1 = tokens_for(c)
+    t2 = _ok(_refresh(live, c, t1["refresh_token"]))
+    start = dt.datetime.now(dt.timezone.utc)
+    with _frozen(live, live.settings.refresh_grace_seconds + 1, start):
+        _error(_refresh(live, c, t1["refresh_token"]), 400, "invalid_grant")
+        _error(_refresh(live, c, t2["refresh_token"]), 400, "invalid_grant")
+        assert _introspect(live, rs, t2["refresh_token"]) == {"active": False}
+        assert _introspect(live, rs, t2["access_token"]) == {"active": False}
+        assert _introspect(live, rs, t1["access_token"]) == {"active": False}
+    events = _audit(live, "refresh_token_reused")
+    assert len(events) == 1 and events[0].client_id == c.client_id
+
+
+def test_a7_44_reuse_inside_grace_window_succeeds_and_family_stays(live, make_client, tokens_for):
+    """spec-checklist item 44 [POLICY] / C-8: RT1 presented again inside the grace
+    window (a parallel refresh or a lost response) succeeds, and the family stays
+    valid: both descendants still refresh."""
+    c = _public(make_client)
+    rs = _rs(make_client)
+    rt1 = tokens_for(c)["refresh_token"]
+    start = dt.datetime.now(dt.timezone.utc)
+    with _frozen(live, 0, start):
+        t2 = _ok(_refresh(live, c, rt1))
+    with _frozen(live, live.settings.refresh_grace_seconds - 5, start):
+        t3 = _ok(_refresh(live, c, rt1))
+        assert t3["refresh_token"] not in (rt1, t2["refresh_token"])
+        assert _introspect(live, rs, t2["access_token"])["active"] is True
+        _ok(_refresh(live, c, t2["refresh_token"]))
+        _ok(_refresh(live, c, t3["refresh_token"]))
+    assert _audit(live, "refresh_token_reused") == []
+
+
+def test_a7_44_grace_window_boundary(live, make_client, tokens_for):
+    """With a frozen clock: grace_seconds after the rotation RT1 is still honoured,
+    one second later it is reuse."""
+    c = _public(make_client)
+    rt1 = tokens_for(c)["refresh_token"]
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
+    grace = live.settings.refresh_grace_seconds
+    with _frozen(live, 0, start):
+        _ok(_refresh(live, c, rt1))
+    with _frozen(live, grace, start):
+        _ok(_refresh(live, c, rt1))
+    with _frozen(live, grace + 1, start):
+        _error(_refresh(live, c, rt1), 400, "invalid_grant")
+    assert len(_audit(live, "refresh_token_reused")) == 1
+
+
+def test_a7_44_grace_reuse_by_another_client_is_refused(live, make_client, tokens_for):
+    """The grace window does not loosen the client binding: another client
+    presenting the just-rotated token gets invalid_grant and revokes nothing."""
+    a = _public(make_client)
+    b = _public(make_client)
+    rt1 = tokens_for(a)["refresh_token"]
+    rt2 = _ok(_refresh(live, a, rt1))["refresh_token"]
+    _error(_refresh(live, b, rt1), 400, "invalid_grant")
+    _ok(_refresh(live, a, rt2))
+    assert _audit(live, "refresh_token_reused") == []
+
+
+# --- item 45: client binding and an active grant --------------------------------------
+
+
+def test_a7_45_another_clients_refresh_token_is_invalid_grant(live, make_client, tokens_for):
+    """OAuth 2.1 §4.3.1: a refresh token is bound to its client; another client
+    (confidential or public) gets invalid_grant, and the owner's token survives."""
+    a = make_client()
+    b = make_client()
+    pub = _public(make_client)
+    rt = tokens_for(a)["refresh_token"]
+    _error(_refresh(live, b, rt), 400, "invalid_grant")
+    _error(_refresh(live, pub, rt), 400, "invalid_grant")
+    _ok(_refresh(live, a, rt))
+
+
+def test_a7_45_public_client_bound_by_client_id(live, make_client, tokens_for):
+    """A public client's token presented under another public client's id is refused."""
+    a = _public(make_client)
+    b = _public(make_client)
+    rt = tokens_for(a)["refresh_token"]
+    _error(_refresh(live, b, rt), 400, "invalid_grant")
+    _ok(_refresh(live, a, rt))
+
+
+def test_a7_45_revoked_grant_cannot_refresh(live, make_client, tokens_for):
+    """After the grant is revoked (RFC 7009 revocation of its refresh token), a
+    refresh gets invalid_grant, also with a token rotated earlier in the family."""
+    c = make_client()
+    t1 = tokens_for(c)
+    rt2 = _ok(_refresh(live, c, t1["refresh_token"]))["refresh_token"]
+    rv = requests.post(live.url + "/oauth/revoke", data={"token": rt2, "token_type_hint": "refresh_token"},
+                       auth=(c.client_id, c.client_secret), timeout=10)
+    assert rv.status_code == 200
+    _error(_refresh(live, c, rt2), 400, "invalid_grant")
+    _error(_refresh(live, c, t1["refresh_token"]), 400, "invalid_grant")
+
+
+def test_a7_45_client_losing_refresh_grant_cannot_refresh(live, make_client, tokens_for):
+    """A client no longer registered for refresh_token gets unauthorized_client."""
+    from authz_server.models import Client
+
+    c = make_client()
+    rt = tokens_for(c)["refresh_token"]
+    s = live.db.session
+    try:
+        s.get(Client, c.client_id).grant_types = ["authorization_code"]
+        s.commit()
+    finally:
+        s.remove()
+    live.server.clients.invalidate(c.client_id)
+    _error(_refresh(live, c, rt), 400, "unauthorized_client")
+
+
+# --- item 46: scope ------------------------------------------------------------------
+
+
+def test_a7_46_extra_scope_is_invalid_scope(live, make_client, tokens_for):
+    """RFC 6749 §6: a requested scope beyond the original grant gets invalid_scope,
+    and the refresh token stays usable."""
+    c = make_client()
+    rt = tokens_for(c, scope="openid profile")["refresh_token"]
+    _error(_refresh(live, c, rt, scope="openid profile email"), 400, "invalid_scope")
+    _error(_refresh(live, c, rt, scope="offline_access"), 400, "invalid_scope")
+    _ok(_refresh(live, c, rt))
+
+
+def test_a7_46_scope_narrows_and_omitted_means_original(live, make_client, tokens_for):
+    """OAuth 2.1 §4.3.1: a narrower scope gives a narrower access token (and the
+    response says so); an omitted scope gives the original grant's scope; the
+    rotated refresh token keeps the original scope."""
+    c = make_client()
+    t1 = tokens_for(c, scope="openid profile email")
+    narrow = _ok(_refresh(live, c, t1["refresh_token"], scope="openid email"))
+    assert narrow["scope"] == "openid email"
+    assert "id_token" in narrow
+    plain = _ok(_refresh(live, c, narrow["refresh_token"]))
+    assert plain["scope"] == "openid profile email"
+    only_profile = _ok(_refresh(live, c, plain["refresh_token"], scope="profile"))
+    assert only_profile["scope"] == "profile"
+    assert "id_token" not in only_profile  # no openid, no id token
+    again = _ok(_refresh(live, c, only_profile["refresh_token"]))
+    assert again["scope"] == "openid profile email"
+
+
+def test_a7_46_narrowed_scope_reaches_the_access_token(live, make_client, tokens_for):
+    """The narrowed scope is what the access token carries (seen through
+    introspection)."""
+    c = make_client()
+    t1 = tokens_for(c, scope="openid profile email")
+    narrow = _ok(_refresh(live, c, t1["refresh_token"], scope="email"))
+    info = _introspect(live, c, narrow["access_token"])
+    assert info["active"] is True and info["scope"] == "email"
+    info_rt = _introspect(live, c, narrow["refresh_token"])
+    assert info_rt["scope"] == "openid profile email"
+
+
+# --- item 47: idle expiry ---------------------------------------------------------------
+
+
+def test_a7_47_idle_refresh_token_expires(live, make_client, tokens_for):
+    """OAuth 2.1 §4.3.3: a refresh token idle longer than the idle lifetime gets
+    invalid_grant (frozen clock)."""
+    c = _public(make_client)
+    rt = tokens_for(c)["refresh_token"]
+    idle = live.settings.refresh_token_idle_ttl
+    start = dt.datetime.now(dt.timezone.utc)
+    with _frozen(live, idle + 60, start):
+        _error(_refresh(live, c, rt), 400, "invalid_grant")
+
+
+def test_a7_47_each_rotation_restarts_the_idle_clock(live, make_client, tokens_for):
+    """Idle means unused: a token used within its idle lifetime yields a fresh one,
+    so an active client keeps refreshing past the idle lifetime."""
+    c = _public(make_client)
+    rt = tokens_for(c)["refresh_token"]
+    idle = live.settings.refresh_token_idle_ttl
+    start = dt.datetime.now(dt.timezone.utc)
+    with _frozen(live, idle - 3600, start):
+        rt = _ok(_refresh(live, c, rt))["refresh_token"]
+    with _frozen(live, 2 * idle - 7200, start):
+        rt = _ok(_refresh(live, c, rt))["refresh_token"]
+    with _frozen(live, 3 * idle, start):
+        _error(_refresh(live, c, rt), 400, "invalid_grant")
+
+
+def test_a7_47_absolute_lifetime_caps_the_family(live, make_server_with, make_client):
+    """The grant's absolute lifetime ends the family even for a client that
+    refreshes well within the idle lifetime."""
+    short = make_server_with(refresh_token_idle_ttl=3600, refresh_token_absolute_ttl=7200)
+    c = _public(make_client)
+    rt = _tokens_on(short, c)["refresh_token"]
+    start = dt.datetime.now(dt.timezone.utc)
+    try:
+        with time_machine.travel(start + dt.timedelta(seconds=3000), tick=False):
+            rt = _ok(_refresh(short, c, rt))["refresh_token"]
+        with time_machine.travel(start + dt.timedelta(seconds=6000), tick=False):
+            rt = _ok(_refresh(short, c, rt))["refresh_token"]
+        with time_machine.travel(start + dt.timedelta(seconds=7300), tick=False):
+            _error(_refresh(short, c, rt), 400, "invalid_grant")
+    finally:
+        live.server.keys.invalidate()
+        live.server.clients.invalidate()
+
+
+# --- item 48: refresh tokens by grant type ------------------------------------------------
+
+
+def test_a7_48_refresh_token_without_offline_access(live, make_client, tokens_for):
+    """spec-checklist item 48 [POLICY]: a client registered for refresh_token gets
+    a refresh token without asking for offline_access."""
+    for c in (make_client(), _public(make_client)):
+        t = tokens_for(c, scope="openid profile")
+        assert "offline_access" not in t["scope"].split()
+        assert isinstance(t["refresh_token"], str) and t["refresh_token"]
+
+
+def test_a7_48_offline_access_also_yields_a_refresh_token(live, make_client, tokens_for):
+    """offline_access, when asked (with prompt=consent, as the SDKs send it), is
+    honoured too."""
+    c = make_client()
+    t = tokens_for(c, scope="openid offline_access", prompt="consent")
+    assert t["refresh_token"]
+    assert t["scope"].split() == ["openid", "offline_access"]
+
+
+def test_a7_48_no_refresh_token_without_the_grant(live, make_client, tokens_for, token_post):
+    """A client not registered for refresh_token gets no refresh token (no null
+    member either), and the refresh grant answers unauthorized_client."""
+    c = make_client(grant_types=("authorization_code",))
+    t = tokens_for(c)
+    assert "refresh_token" not in t
+    resp = token_post({"grant_type": "refresh_token", "refresh_token": "anything"},
+                      auth=(c.client_id, c.client_secret))
+    _error(resp, 400, "unauthorized_client")
+
+
+# --- item 42 for refresh tokens --------------------------------------------------------
+
+
+def test_a6_42_stale_refresh_tokens_get_invalid_grant(live, make_client, tokens_for):
+    """spec-checklist item 42 [POLICY]: an unknown, rotated, revoked or expired
+    refresh token gets invalid_grant, never invalid_client."""
+    c = make_client()
+    _error(_refresh(live, c, "not-a-refresh-token"), 400, "invalid_grant")
+    _error(_refresh(live, c, "x" * 600), 400, "invalid_grant")
+    rt1 = tokens_for(c)["refresh_token"]
+    rt2 = _ok(_refresh(live, c, rt1))["refresh_token"]
+    with _frozen(live, live.settings.refresh_token_idle_ttl + 60):
+        _error(_refresh(live, c, rt2), 400, "invalid_grant")  # expired
+    with _frozen(live, live.settings.refresh_grace_seconds + 1):
+        _error(_refresh(live, c, rt1), 400, "invalid_grant")  # rotated, reuse
+    _error(_refresh(live, c, rt2), 400, "invalid_grant")  # revoked with its family
+
+
+def test_a6_41_missing_refresh_token_is_invalid_request(live, make_client, token_post):
+    """RFC 6749 §5.2: a refresh request without refresh_token is invalid_request."""
+    c = make_client()
+    _error(token_post({"grant_type": "refresh_token"}, auth=(c.client_id, c.client_secret)), 400, "invalid_request")
+
+
+def test_a6_40_refresh_response_body(live, make_client, tokens_for):
+    """RFC 6749 §5.1 for refresh: Bearer, integer expires_in, scope, a new refresh
+    token, an id token for openid, no null members."""
+    c = make_client()
+    t = tokens_for(c)
+    body = _ok(_refresh(live, c, t["refresh_token"]))
+    assert body["token_type"] == "Bearer"
+    assert type(body["expires_in"]) is int and body["expires_in"] > 0
+    assert body["scope"] == t["scope"]
+    assert None not in body.values()
+    assert set(body) == {"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"}

@@ -1,0 +1,170 @@
+"""The startup configuration check (spec-checklist A.1 item 1, DESIGN §8).
+
+The issuer is an https URL with no query and no fragment; plain http only on a
+loopback host (OAuth 2.1 §1.5, RFC 8414 §2). Production refuses to start without
+its secrets. These are unit tests of ``Settings.validate`` / ``Settings.from_env``
+and of ``create_app``, which runs the same check.
+"""
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from authz_server import create_app
+from authz_server.config import DEV_KEY_ENCRYPTION_KEY, DEV_SECRET_KEY, ConfigError, Settings
+
+SECRET = "s" * 16 + "e" * 16 + "cret"  # 36 characters, not the development value
+KEK = Fernet.generate_key().decode()
+
+
+def prod_env(**overrides) -> dict:
+    env = {
+        "AUTHZ_ENV": "production",
+        "AUTHZ_ISSUER": "https://auth.example.com",
+        "AUTHZ_SECRET_KEY": SECRET,
+        "AUTHZ_KEY_ENCRYPTION_KEY": KEK,
+        "DATABASE_URL": "sqlite://",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def prod(**kw) -> Settings:
+    base = dict(issuer="https://auth.example.com", secret_key=SECRET, key_encryption_key=KEK,
+                environment="production", database_url="sqlite://")
+    base.update(kw)
+    return Settings(**base)
+
+
+def refused(fn, *words):
+    with pytest.raises(ConfigError) as info:
+        fn()
+    message = str(info.value)
+    for w in words:
+        assert w in message, message
+    return message
+
+
+def test_a1_1_valid_production_settings_are_accepted():
+    """A.1 #1: an https issuer with the secrets set passes, from the environment too."""
+    prod().validate()
+    s = Settings.from_env(prod_env())
+    assert s.is_production and s.issuer == "https://auth.example.com"
+    prod(issuer="https://auth.example.com/tenant-a").validate()  # a path is allowed (RFC 8414 §3.1)
+
+
+@pytest.mark.parametrize("issuer", [
+    "http://auth.example.com",
+    "http://auth.example.com:8080",
+    "http://10.0.0.5",
+    "http://192.168.1.10:5000",
+    "http://127.0.0.1.nip.io",
+    "http://localhost.example.com",
+])
+def test_a1_1_http_issuer_on_a_non_loopback_host_is_refused_in_production(issuer):
+    """A.1 #1: an http issuer outside loopback is refused (OAuth 2.1 §1.5)."""
+    refused(prod(issuer=issuer).validate, "AUTHZ_ISSUER", "https")
+    refused(lambda: Settings.from_env(prod_env(AUTHZ_ISSUER=issuer)), "AUTHZ_ISSUER", "https")
+
+
+@pytest.mark.parametrize("issuer", [
+    "http://127.0.0.1:5000",
+    "http://localhost:8000",
+    "http://[::1]:8000",
+    "http://127.0.0.2",
+])
+def test_a1_1_http_issuer_on_loopback_is_allowed(issuer):
+    """A.1 #1: plain http is allowed when the issuer host is loopback (development)."""
+    prod(issuer=issuer).validate()
+    Settings(issuer=issuer).validate()
+
+
+@pytest.mark.parametrize("environment", ["production", "development", "test"])
+@pytest.mark.parametrize("issuer", [
+    "https://auth.example.com?tenant=a",
+    "https://auth.example.com/?",
+    "https://auth.example.com#frag",
+    "https://auth.example.com/#",
+    "https://auth.example.com/path?x=1#y",
+    "http://127.0.0.1:5000?x=1",
+])
+def test_a1_1_issuer_with_query_or_fragment_is_refused(issuer, environment):
+    """A.1 #1: the issuer has no query and no fragment (RFC 8414 §2), in every environment."""
+    refused(prod(issuer=issuer, environment=environment).validate, "AUTHZ_ISSUER", "query or fragment")
+
+
+@pytest.mark.parametrize("issuer", [
+    "auth.example.com",
+    "ftp://auth.example.com",
+    "https://",
+    "https:///path",
+    "https://auth.example.com/",
+])
+def test_a1_1_issuer_that_is_not_a_canonical_https_url_is_refused(issuer):
+    """A.1 #1 / A.8 #51: the issuer is an absolute https URL that clients compare byte for
+    byte, so a non-URL, another scheme or a trailing slash is refused."""
+    refused(prod(issuer=issuer).validate, "AUTHZ_ISSUER")
+
+
+def test_a1_1_missing_issuer_is_refused_in_production():
+    """A.1 #1: production has no default issuer."""
+    refused(lambda: Settings.from_env(prod_env(AUTHZ_ISSUER=None)), "AUTHZ_ISSUER is required")
+    refused(lambda: Settings.from_env(prod_env(AUTHZ_ISSUER="")), "AUTHZ_ISSUER is required")
+
+
+@pytest.mark.parametrize("name,value,words", [
+    ("AUTHZ_SECRET_KEY", None, ("AUTHZ_SECRET_KEY is required",)),
+    ("AUTHZ_SECRET_KEY", "", ("AUTHZ_SECRET_KEY is required",)),
+    ("AUTHZ_SECRET_KEY", DEV_SECRET_KEY, ("AUTHZ_SECRET_KEY", "32")),
+    ("AUTHZ_SECRET_KEY", "short-secret", ("AUTHZ_SECRET_KEY", "32")),
+    ("AUTHZ_KEY_ENCRYPTION_KEY", None, ("AUTHZ_KEY_ENCRYPTION_KEY is required",)),
+    ("AUTHZ_KEY_ENCRYPTION_KEY", "", ("AUTHZ_KEY_ENCRYPTION_KEY is required",)),
+    ("AUTHZ_KEY_ENCRYPTION_KEY", DEV_KEY_ENCRYPTION_KEY, ("AUTHZ_KEY_ENCRYPTION_KEY", "development key")),
+    ("AUTHZ_KEY_ENCRYPTION_KEY", "not-a-fernet-key", ("AUTHZ_KEY_ENCRYPTION_KEY", "Fernet")),
+])
+def test_a1_1_missing_or_weak_secrets_are_refused_in_production(name, value, words):
+    """A.1 #1 / DESIGN §8: production refuses to start without its own cookie-signing
+    secret and key-encryption key (a missing, development or malformed value)."""
+    refused(lambda: Settings.from_env(prod_env(**{name: value})), *words)
+
+
+def test_a1_1_every_problem_is_reported_at_once():
+    """A.1 #1: the message lists every problem, so one restart fixes them all."""
+    message = refused(lambda: Settings.from_env({"AUTHZ_ENV": "production"}),
+                      "AUTHZ_ISSUER", "AUTHZ_SECRET_KEY", "AUTHZ_KEY_ENCRYPTION_KEY")
+    assert message.count("\n  - ") >= 3
+    assert SECRET not in message
+
+
+def test_a1_1_development_defaults_start_on_loopback():
+    """A.1 #1: with nothing set, development runs on a loopback http issuer."""
+    s = Settings.from_env({})
+    assert s.environment == "development" and s.issuer.startswith("http://127.0.0.1")
+    s.validate()
+
+
+def test_a1_1_unknown_environment_is_refused():
+    """A.1 #1: a typo in AUTHZ_ENV must not silently mean development."""
+    refused(lambda: Settings.from_env({"AUTHZ_ENV": "prod"}), "AUTHZ_ENV")
+
+
+@pytest.mark.parametrize("name,value", [
+    ("AUTHZ_CODE_TTL", "601"),
+    ("AUTHZ_CODE_TTL", "0"),
+    ("AUTHZ_CODE_TTL", "-5"),
+    ("AUTHZ_CODE_TTL", "1m"),
+    ("AUTHZ_ACCESS_TOKEN_TTL", "0"),
+    ("AUTHZ_ACCESS_TOKEN_ALG", "HS256"),
+    ("AUTHZ_ID_TOKEN_ALG", "none"),
+])
+def test_a1_1_unsafe_lifetimes_and_algorithms_are_refused(name, value):
+    """A.3 #14 / A.21 #99: codes live at most 10 minutes; no symmetric or ``none`` signing."""
+    refused(lambda: Settings.from_env(prod_env(**{name: value})), name)
+
+
+def test_a1_1_create_app_runs_the_check():
+    """A.1 #1: the app factory refuses unsafe settings (nothing starts half-configured)."""
+    with pytest.raises(ConfigError):
+        create_app(prod(issuer="http://auth.example.com"))
+    with pytest.raises(ConfigError):
+        create_app(prod(issuer="https://auth.example.com?x=1"))
