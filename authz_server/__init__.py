@@ -49,6 +49,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     server = AuthzServer(app, settings, db)
     app.extensions["authz"] = server
+    if settings.stytch_configured:
+        from .identity.gateway import StytchGateway
+
+        app.extensions["identity"] = StytchGateway(settings.stytch_project_id, settings.stytch_secret,
+                                                   settings.stytch_public_token, settings.stytch_environment)
 
     from . import errors
     from .web import authorize, endpoints, login, wellknown

@@ -361,8 +361,9 @@ def serve(host, port, workers, no_migrate):
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-def dev(host, port):
-    """Start on the embedded defaults (SQLite) with a demo client: what `make run` calls."""
+@click.option("--stytch-port", default=8787, type=int, help="port of the embedded Stytch emulator")
+def dev(host, port, stytch_port):
+    """Start on the embedded defaults (SQLite, the Stytch emulator, a demo client): what `make run` calls."""
     from . import create_app
     from .demo import seed
 
@@ -370,10 +371,26 @@ def dev(host, port):
     settings = _settings()
     if settings.is_production:
         raise click.ClickException("'dev' refuses AUTHZ_ENV=production; use 'serve'")
+    emulator = None
+    if not settings.stytch_configured:
+        # DESIGN §8: unset Stytch settings in development mean "start the emulator".
+        from .stytch_emulator import LiveProjectRefused, refuse_live, start_emulator
+
+        try:
+            refuse_live(settings.stytch_project_id, settings.stytch_environment, settings.stytch_secret)
+        except LiveProjectRefused as e:
+            raise click.ClickException(str(e)) from None
+        emulator = start_emulator(port=stytch_port, host="127.0.0.1")
+        settings = settings.with_overrides(stytch_project_id=emulator.project_id, stytch_secret=emulator.secret,
+                                           stytch_public_token=emulator.public_token,
+                                           stytch_environment=emulator.url)
     _prepare(settings)
     info = seed(settings)
     app = create_app(settings)
     click.echo(info)
+    if emulator is not None:
+        click.echo(f"  Stytch emulator: {emulator.url}  (identity page: type any email; "
+                   f"passcodes at {emulator.url}/emulator/outbox?email=…)\n")
     sys.stdout.flush()
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 

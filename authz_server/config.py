@@ -81,12 +81,22 @@ class Settings:
     # RFC 8707 / RFC 9068 §3: the audience used when a request names no resource.
     default_audience: str | None = None
 
+    # Discovery flow: may a member create a new organization from the picker?
+    allow_organization_creation: bool = True
+    # How long a member's "still active in Stytch" answer is trusted by the
+    # refresh grant and introspection (seconds; DESIGN §6 short TTL caches).
+    member_check_seconds: int = 60
+
     sql_count: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def stytch_configured(self) -> bool:
+        return bool(self.stytch_project_id and self.stytch_secret and self.stytch_public_token)
 
     @property
     def audience(self) -> str:
@@ -129,6 +139,8 @@ class Settings:
             access_token_alg=get("AUTHZ_ACCESS_TOKEN_ALG") or defaults.access_token_alg,
             id_token_alg=get("AUTHZ_ID_TOKEN_ALG") or defaults.id_token_alg,
             default_audience=get("AUTHZ_DEFAULT_AUDIENCE"),
+            allow_organization_creation=(get("AUTHZ_ALLOW_ORGANIZATION_CREATION") or "1") not in ("0", "false", "no"),
+            member_check_seconds=_int(env, "AUTHZ_MEMBER_CHECK_SECONDS", defaults.member_check_seconds),
             sql_count=get("AUTHZ_SQL_COUNT") == "1",
         )
         settings.validate()
@@ -169,6 +181,15 @@ class Settings:
                 problems.append("AUTHZ_KEY_ENCRYPTION_KEY is not a valid Fernet key (32 bytes, URL-safe base64)")
             if self.is_production and self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
                 problems.append("AUTHZ_KEY_ENCRYPTION_KEY is the public development key; generate a new one")
+        if self.is_production:
+            missing = [n for n, v in (("STYTCH_PROJECT_ID", self.stytch_project_id), ("STYTCH_SECRET", self.stytch_secret),
+                                      ("STYTCH_PUBLIC_TOKEN", self.stytch_public_token)) if not v]
+            if missing:
+                problems.append(f"{', '.join(missing)} required in production (members log in through Stytch B2B)")
+            env_ = (self.stytch_environment or "").strip()
+            if env_ and env_ not in ("test", "live") and not env_.startswith("https://"):
+                problems.append("STYTCH_ENVIRONMENT must be test, live or an https URL in production "
+                                "(the embedded emulator is for development only)")
         if self.access_token_alg not in ("ES256", "RS256"):
             problems.append("AUTHZ_ACCESS_TOKEN_ALG must be ES256 or RS256")
         if self.id_token_alg not in ("ES256", "RS256"):

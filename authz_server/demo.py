@@ -30,7 +30,7 @@ def seed(settings) -> str:
     return f"""
   authz_server is running at {iss}
   Discovery:      {iss}/.well-known/openid-configuration
-  Sign in as:     {DEMO_MEMBER}  (development sign-in form)
+  Sign in as:     {DEMO_MEMBER}  (Acme admin; bob@acme.test is a member too)
   Demo client:    client_id     = {DEMO_CLIENT_ID}
                   client_secret = {secret}
                   redirect_uri  = {DEMO_REDIRECT_URI}

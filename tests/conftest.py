@@ -46,6 +46,21 @@ def database_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def stytch_emulator():
+    """The project's Stytch emulator on a free port: the real SDK talks to it."""
+    from authz_server.stytch_emulator import start_emulator
+
+    handle = start_emulator()
+    _EMULATOR.append(handle)
+    yield handle
+    handle.stop()
+    _EMULATOR.clear()
+
+
+_EMULATOR: list = []
+
+
+@pytest.fixture(scope="session")
 def is_postgres(database_url):
     return database_url.startswith("postgresql")
 
@@ -68,17 +83,27 @@ class LiveServer:
     def server(self):
         return self.app.extensions["authz"]
 
+    @property
+    def stytch_url(self):
+        return self.settings.stytch_environment
+
     def metadata(self):
         return requests.get(self.url + "/.well-known/oauth-authorization-server", timeout=10).json()
 
 
 def start_server(database_url, **overrides):
     port = _free_port()
+    stytch = {}
+    if _EMULATOR:
+        emu = _EMULATOR[0]
+        stytch = dict(stytch_project_id=emu.project_id, stytch_secret=emu.secret,
+                      stytch_public_token=emu.public_token, stytch_environment=emu.url)
+    stytch.update(overrides)
     settings = Settings(
         issuer=f"http://127.0.0.1:{port}",
         database_url=database_url,
         environment="test",
-        **overrides,
+        **stytch,
     )
     db = Database(database_url)
     app = create_app(settings, db)
@@ -93,7 +118,7 @@ def start_server(database_url, **overrides):
 
 
 @pytest.fixture(scope="session")
-def _shared_server(database_url):
+def _shared_server(database_url, stytch_emulator):
     live, srv = start_server(database_url)
     yield live
     srv.shutdown()
@@ -109,7 +134,7 @@ def live(_shared_server):
 
 
 @pytest.fixture
-def make_server_with(database_url):
+def make_server_with(database_url, stytch_emulator):
     """A server with different settings (short lifetimes, another grace window)."""
     started = []
 
@@ -160,6 +185,17 @@ def pkce_pair():
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PENDING = re.compile(r'name="pending" value="([^"]+)"')
+PROVIDER_LINK = re.compile(r'<a[^>]*data-provider="([^"]+)"[^>]*href="([^"]+)"')
+ORG_BUTTON = re.compile(r'name="organization_id" value="([^"]+)" data-organization-slug="([^"]+)"')
+
+
+def form_fields(html: str) -> dict:
+    """The named inputs of the first form of a page."""
+    import html as htmllib
+
+    form = html[html.index("<form"):html.index("</form>")]
+    return {htmllib.unescape(n): htmllib.unescape(v)
+            for n, v in re.findall(r'<input[^>]*name="([^"]+)"[^>]*?(?:value="([^"]*)")?[^>]*>', form)}
 
 
 class Browser:
@@ -178,10 +214,51 @@ class Browser:
     def post(self, path, data, **kw):
         return self.http.post(self.live.url + path, data=data, allow_redirects=False, timeout=10, **kw)
 
-    def login(self, email=None, pending=""):
+    def login(self, email=None, pending="", organization_slug=None, provider="google"):
+        """Sign in as a person does: the login page, the identity-provider page of
+        the Stytch emulator, back to /login/callback, the organization picker (the
+        organization of ``organization_slug``, or the first one; created when none
+        is offered), and a step-up passcode from the emulator's outbox if asked.
+        Returns the response that leaves the login pages."""
+        import html as htmllib
+
+        email = email or self.email
         page = self.get("/login" + (f"?pending={pending}" if pending else ""))
-        token = CSRF.search(page.text).group(1)
-        return self.post("/login", {"email": email or self.email, "csrf_token": token, "pending": pending})
+        assert page.status_code == 200, (page.status_code, page.text[:300])
+        links = {p: htmllib.unescape(h) for p, h in PROVIDER_LINK.findall(page.text)}
+        idp = self.http.get(links[provider], timeout=10)
+        fields = form_fields(idp.text)
+        fields["email"] = email
+        back = self.http.post(idp.url, data=fields, allow_redirects=False, timeout=10)
+        assert back.status_code in (302, 303), back.text[:300]
+        resp = self.get(back.headers["Location"])
+        return self.finish_login(resp, email, organization_slug)
+
+    def finish_login(self, resp, email, organization_slug=None):
+        for _ in range(6):
+            loc = resp.headers.get("Location", "")
+            if resp.status_code in (302, 303) and loc.startswith("/login/organizations"):
+                resp = self.get(loc)
+                continue
+            if resp.status_code == 200 and ('name="organization_id"' in resp.text or 'name="create_organization"' in resp.text):
+                token = CSRF.search(resp.text).group(1)
+                orgs = ORG_BUTTON.findall(resp.text)
+                chosen = [o for o, slug in orgs if organization_slug in (None, slug)]
+                if chosen:
+                    resp = self.post("/login/organizations", {"csrf_token": token, "organization_id": chosen[0]})
+                else:
+                    name = organization_slug or email.split("@")[1].split(".")[0].capitalize()
+                    resp = self.post("/login/organizations", {"csrf_token": token, "create_organization": "1",
+                                                              "organization_name": name})
+                continue
+            if resp.status_code in (302, 303) and loc.startswith("/login/step-up"):
+                page = self.get(loc)
+                code = requests.get(self.live.stytch_url + "/emulator/outbox", params={"email": email},
+                                    timeout=10).json()["code"]
+                resp = self.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "code": code})
+                continue
+            return resp
+        raise AssertionError("login did not finish")
 
     def authorize(self, params: dict, decision="allow", email=None):
         """Drive /oauth/authorize to the client's redirect; returns the last response

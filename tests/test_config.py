@@ -24,6 +24,10 @@ def prod_env(**overrides) -> dict:
         "AUTHZ_SECRET_KEY": SECRET,
         "AUTHZ_KEY_ENCRYPTION_KEY": KEK,
         "DATABASE_URL": "sqlite://",
+        "STYTCH_PROJECT_ID": "project-live-00000000-0000-4000-8000-000000000000",
+        "STYTCH_SECRET": "secret-live-not-a-real-one",
+        "STYTCH_PUBLIC_TOKEN": "public-token-live-00000000-0000-4000-8000-000000000000",
+        "STYTCH_ENVIRONMENT": "live",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
@@ -31,7 +35,11 @@ def prod_env(**overrides) -> dict:
 
 def prod(**kw) -> Settings:
     base = dict(issuer="https://auth.example.com", secret_key=SECRET, key_encryption_key=KEK,
-                environment="production", database_url="sqlite://")
+                environment="production", database_url="sqlite://",
+                stytch_project_id="project-live-00000000-0000-4000-8000-000000000000",
+                stytch_secret="secret-live-not-a-real-one",
+                stytch_public_token="public-token-live-00000000-0000-4000-8000-000000000000",
+                stytch_environment="live")
     base.update(kw)
     return Settings(**base)
 
@@ -168,3 +176,16 @@ def test_a1_1_create_app_runs_the_check():
         create_app(prod(issuer="http://auth.example.com"))
     with pytest.raises(ConfigError):
         create_app(prod(issuer="https://auth.example.com?x=1"))
+
+
+@pytest.mark.parametrize("missing", ["STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_PUBLIC_TOKEN"])
+def test_production_requires_stytch_settings(missing):
+    """DESIGN §8: in production the Stytch settings are required (no emulator)."""
+    message = refused(lambda: Settings.from_env(prod_env(**{missing: None})), missing)
+    assert "Stytch" in message
+
+
+@pytest.mark.parametrize("environment", ["http://127.0.0.1:8787", "http://stytch.internal"])
+def test_production_refuses_the_emulator(environment):
+    """A production configuration refuses an emulator URL as its Stytch environment."""
+    refused(lambda: Settings.from_env(prod_env(STYTCH_ENVIRONMENT=environment)), "STYTCH_ENVIRONMENT")

@@ -1,17 +1,20 @@
 """The member session: who is signed in, in which organization, since when.
 
 This is the narrow interface the authorization endpoint reads. The Stytch B2B
-login (identity gateway) fills it with ``sign_in``; it lives in the signed,
-HttpOnly Flask session cookie.
+login fills it with ``sign_in``; it lives in the signed, HttpOnly Flask session
+cookie together with the Stytch ``session_jwt`` and ``session_token``. Each
+request checks the JWT locally against Stytch's JWKS and goes to Stytch
+(``sessions.authenticate``) only when the JWT is stale (DESIGN §1).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
 
-from flask import session
+from flask import current_app, g, session
 
 KEY = "member"
+STYTCH_KEY = "stytch"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Member:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def current_member() -> Member | None:
+def _load() -> Member | None:
     data = session.get(KEY)
     if not isinstance(data, dict):
         return None
@@ -49,17 +52,60 @@ def current_member() -> Member | None:
         data["roles"] = tuple(data.get("roles") or ())
         return Member(**data)
     except TypeError:
-        session.pop(KEY, None)
+        session.clear()
         return None
 
 
-def sign_in(member: Member) -> None:
+def current_member() -> Member | None:
+    """The signed-in member, with the Stytch session still alive, or None."""
+    if "current_member" in g:
+        return g.current_member
+    member = _load()
+    if member is not None:
+        member = _check_stytch(member)
+    g.current_member = member
+    return member
+
+
+def _check_stytch(member: Member) -> Member | None:
+    gateway = current_app.extensions.get("identity")
+    tokens = session.get(STYTCH_KEY)
+    if gateway is None:
+        return member
+    if not isinstance(tokens, dict) or not tokens.get("session_jwt"):
+        session.clear()
+        return None
+    if gateway.verify_session_jwt(tokens["session_jwt"]):
+        return member
+    # Stale JWT (they live 5 minutes): one network call renews it, or says the
+    # session is gone (revoked in Stytch, expired, member removed).
+    renewed = gateway.refresh_session(tokens.get("session_token", ""))
+    if renewed is None:
+        session.clear()
+        return None
+    session[STYTCH_KEY] = {"session_token": renewed.session_token, "session_jwt": renewed.session_jwt}
+    # Keep the original authentication time: a renewal is not a new login.
+    return member
+
+
+def sign_in(member: Member, session_token: str | None = None, session_jwt: str | None = None) -> None:
     if not member.auth_time:
         member = Member(**{**asdict(member), "auth_time": int(time.time())})
+    keep = {k: session[k] for k in ("csrf",) if k in session}
     session.clear()  # a new login gets a new session (no fixation)
+    session.update(keep)
     session[KEY] = {**asdict(member), "roles": list(member.roles)}
+    if session_token or session_jwt:
+        session[STYTCH_KEY] = {"session_token": session_token or "", "session_jwt": session_jwt or ""}
     session.permanent = True
+    g.current_member = member
+
+
+def stytch_session_token() -> str | None:
+    tokens = session.get(STYTCH_KEY)
+    return tokens.get("session_token") if isinstance(tokens, dict) else None
 
 
 def sign_out() -> None:
     session.clear()
+    g.current_member = None

@@ -1,73 +1,216 @@
-"""The login step in front of consent.
+"""Member login through Stytch B2B (DESIGN §1 "Login through Stytch B2B", §7 hooks).
 
-Until the Stytch B2B login lands (issue 4), development and test configurations
-offer a plain sign-in form that fills the member session interface directly; a
-production configuration has no way in here and says so.
+Discovery: login page → Stytch discovery start → /login/callback
+(``discovery_oauth``) → organization picker → exchange or create → session.
+Organization: /org/<slug>/login, or an authorization request naming the
+organization, or a client bound to one → Stytch start with the slug →
+/login/callback (``oauth``) → session. Either may end in a step-up: Stytch says
+``member_authenticated: false`` and the member proves the email with a passcode.
+
+The login in progress (the parked authorization request, the intermediate
+session, the discovered organizations) rides in the signed session cookie; it
+never reaches the database, so a failed step stores nothing.
 """
 from __future__ import annotations
 
-import re
-import time
-
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ..errors import PageError
-from ..identity.session import Member, sign_in, sign_out
+from ..identity.gateway import PROVIDER_NAMES, PROVIDERS, IdentityError, MemberSession, StepUp, WrongCode
+from ..identity.session import sign_in, sign_out, stytch_session_token
 from ..storage import pending as pending_store
 from . import csrf
 
 bp = Blueprint("login", __name__)
 
-EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
+LOGIN_KEY = "login"
 
 
-def _settings():
-    return current_app.extensions["authz"].settings
+def _gateway():
+    gw = current_app.extensions.get("identity")
+    if gw is None:
+        raise PageError("Sign-in is not configured", "This server has no member login configured.",
+                        status=503, hint="The administrator must set the Stytch settings.")
+    return gw
 
 
-def _dev_login_enabled() -> bool:
-    return not _settings().is_production
+def _server():
+    return current_app.extensions["authz"]
 
 
-def _member_for(email: str) -> Member:
-    """A stable member per email: the same email always gets the same member id."""
-    import hashlib
-
-    local, domain = email.lower().split("@", 1)
-    org_slug = domain.split(".")[0]
-    h = hashlib.sha256(email.lower().encode()).hexdigest()[:24]
-    org_h = hashlib.sha256(domain.encode()).hexdigest()[:24]
-    return Member(
-        member_id=f"member-test-{h}",
-        organization_id=f"organization-test-{org_h}",
-        organization_slug=org_slug,
-        organization_name=org_slug.capitalize(),
-        email=email.lower(),
-        email_verified=True,
-        name=local.replace(".", " ").title(),
-        roles=("stytch_member",),
-        auth_time=int(time.time()),
-    )
+def _callback_url() -> str:
+    return _server().settings.issuer + url_for("login.callback")
 
 
-@bp.route("/login", methods=["GET", "POST"])
+def _state() -> dict:
+    data = session.get(LOGIN_KEY)
+    return dict(data) if isinstance(data, dict) else {}
+
+
+def _save(**changes) -> None:
+    data = _state()
+    data.update(changes)
+    session[LOGIN_KEY] = data
+
+
+def _organization_of_pending(pending_id: str) -> dict | None:
+    """The organization an authorization request names (``organization_slug`` or
+    ``organization_id``), or the one its client is bound to."""
+    if not pending_id:
+        return None
+    row = pending_store.load(_server().db.session, pending_id)
+    if row is None:
+        return None
+    single = row.params.get("single", {})
+    if single.get("organization_slug"):
+        return {"slug": single["organization_slug"][:128]}
+    if single.get("organization_id"):
+        return {"organization_id": single["organization_id"][:128]}
+    client = _server().query_client(single.get("client_id"))
+    if client is not None and client.organization_id:
+        return {"organization_id": client.organization_id}
+    return None
+
+
+def _login_page(pending_id: str, organization: dict | None, login_hint: str | None):
+    gw = _gateway()
+    cb = _callback_url()
+    links = []
+    for provider in PROVIDERS:
+        if organization:
+            href = gw.organization_start_url(provider, cb, login_hint=login_hint, **organization)
+        else:
+            href = gw.discovery_start_url(provider, cb, login_hint=login_hint)
+        links.append((provider, PROVIDER_NAMES[provider], href))
+    _save(pending=pending_id, organization=organization)
+    org_name = None
+    if organization:
+        try:
+            org = gw.organization(organization.get("slug") or organization.get("organization_id"))
+        except IdentityError as e:
+            raise PageError(e.title, e.message, hint=e.hint, status=e.status) from None
+        org_name = org.name
+    return render_template("login.html", links=links, organization_name=org_name)
+
+
+@bp.route("/login")
 def login():
-    pending_id = request.values.get("pending", "")
-    if not _dev_login_enabled():
-        raise PageError("Sign-in is not configured", "This server has no member login configured yet.",
-                        status=503, hint="The administrator must configure Stytch.")
+    pending_id = request.args.get("pending", "")[:64]
+    return _login_page(pending_id, _organization_of_pending(pending_id), request.args.get("login_hint"))
+
+
+@bp.route("/org/<slug>/login")
+def org_login(slug):
+    return _login_page(request.args.get("pending", "")[:64], {"slug": slug[:128]}, request.args.get("login_hint"))
+
+
+def _fail(e: IdentityError):
+    raise PageError(e.title, e.message, hint=e.hint, status=e.status)
+
+
+@bp.route("/login/callback")
+def callback():
+    """Stytch sends the browser back here with ``stytch_token_type`` and ``token``."""
+    gw = _gateway()
+    token_type = request.args.get("stytch_token_type")
+    token = request.args.get("token", "")
+    if not token or len(token) > 512 or token_type not in ("discovery_oauth", "oauth"):
+        raise PageError("This sign-in link is not valid", "The sign-in came back without a usable token.",
+                        hint="Start the sign-in again.")
+    try:
+        if token_type == "discovery_oauth":
+            found = gw.discovery_authenticate(token)
+            _save(ist=found.intermediate_session_token, email=found.email,
+                  orgs=[{"id": d.organization.organization_id, "slug": d.organization.slug,
+                         "name": d.organization.name, "membership": d.membership} for d in found.organizations])
+            return redirect(url_for("login.organizations"), 303)
+        return _complete(gw.oauth_authenticate(token))
+    except IdentityError as e:
+        _fail(e)
+
+
+@bp.route("/login/organizations", methods=["GET", "POST"])
+def organizations():
+    state = _state()
+    if not state.get("ist"):
+        raise PageError("Your sign-in has expired", "There is no sign-in in progress.", hint="Start the sign-in again.")
+    allow_create = _server().settings.allow_organization_creation
     if request.method == "GET":
-        return render_template("login.html", pending_id=pending_id, csrf_token=csrf.token(),
-                               login_hint=request.args.get("login_hint", ""))
+        return render_template("organizations.html", orgs=state.get("orgs", []), email=state.get("email"),
+                               allow_create=allow_create, csrf_token=csrf.token())
     csrf.check()
-    email = (request.form.get("email") or "").strip()
-    if not EMAIL.match(email):
-        return render_template("login.html", pending_id=pending_id, csrf_token=csrf.token(),
-                               error="Enter a valid email address.", login_hint=email[:254]), 400
-    sign_in(_member_for(email))
-    if pending_id and pending_store.load(current_app.extensions["authz"].db.session, pending_id):
+    gw = _gateway()
+    try:
+        if "create_organization" in request.form:
+            if not allow_create:
+                raise PageError("Creating organizations is turned off", "You can only join an existing organization.")
+            name = (request.form.get("organization_name") or "").strip()
+            if not 2 <= len(name) <= 128:
+                return render_template("organizations.html", orgs=state.get("orgs", []), email=state.get("email"),
+                                       allow_create=allow_create, csrf_token=csrf.token(),
+                                       error="Give the organization a name of 2 to 128 characters."), 400
+            result = gw.create_organization(state["ist"], name)
+        else:
+            org_id = request.form.get("organization_id", "")
+            # Only an organization Stytch discovered for this sign-in may be picked.
+            if org_id not in {o["id"] for o in state.get("orgs", [])}:
+                raise PageError("You cannot join that organization",
+                                "Your sign-in does not give access to the organization you picked.",
+                                hint="Pick one of the organizations listed for you.")
+            result = gw.exchange(state["ist"], org_id)
+    except IdentityError as e:
+        _fail(e)
+    return _complete(result)
+
+
+def _complete(result):
+    if isinstance(result, StepUp):
+        _save(step_up={"ist": result.intermediate_session_token, "organization_id": result.organization.organization_id,
+                       "organization_name": result.organization.name, "email": result.email,
+                       "methods": list(result.methods)})
+        if "email_otp" not in result.methods and "magic_link" not in result.methods:
+            raise PageError("Another sign-in method is required",
+                            f"{result.organization.name} requires a sign-in method this page does not offer.",
+                            hint="Ask your administrator which sign-in methods are allowed.")
+        try:
+            _gateway().send_email_otp(result.organization.organization_id, result.email)
+        except IdentityError as e:
+            _fail(e)
+        return redirect(url_for("login.step_up"), 303)
+    assert isinstance(result, MemberSession)
+    pending_id = _state().get("pending")
+    sign_in(result.member, result.session_token, result.session_jwt)
+    if pending_id and pending_store.load(_server().db.session, pending_id):
         return redirect(url_for("authorize.authorize", pending=pending_id), 303)
     return redirect(url_for("login.signed_in"), 303)
+
+
+@bp.route("/login/step-up", methods=["GET", "POST"])
+def step_up():
+    step = _state().get("step_up")
+    if not step:
+        raise PageError("Your sign-in has expired", "There is no sign-in in progress.", hint="Start the sign-in again.")
+    page = dict(email=step["email"], organization_name=step["organization_name"], csrf_token=csrf.token())
+    if request.method == "GET":
+        return render_template("step_up.html", **page)
+    csrf.check()
+    gw = _gateway()
+    try:
+        if "resend" in request.form:
+            gw.send_email_otp(step["organization_id"], step["email"])
+            return render_template("step_up.html", notice="We sent a new code.", **page)
+        code = (request.form.get("code") or "").strip()
+        if not (code.isdigit() and len(code) == 6):
+            return render_template("step_up.html", error="Enter the 6-digit code from the email.", **page), 400
+        result = gw.authenticate_email_otp(step["organization_id"], step["email"], code, step["ist"])
+    except WrongCode as e:
+        return render_template("step_up.html", error=f"{e.message} {e.hint}", **page), 400
+    except IdentityError as e:
+        _fail(e)
+    if isinstance(result, StepUp):
+        raise PageError("Further verification required", "Your organization asks for another factor we do not support.",
+                        hint="Ask your administrator.")
+    return _complete(result)
 
 
 @bp.route("/login/done")
@@ -79,6 +222,18 @@ def signed_in():
 def logout():
     if request.method == "POST":
         csrf.check()
-        sign_out()
+        _end_session()
         return render_template("message.html", title="You are signed out", message="You can close this window.")
     return render_template("logout.html", csrf_token=csrf.token())
+
+
+def _end_session():
+    """Revoke the Stytch session (best effort) and forget ours."""
+    token = stytch_session_token()
+    gw = current_app.extensions.get("identity")
+    if token and gw is not None:
+        try:
+            gw.revoke_session(token)
+        except IdentityError:
+            pass  # our cookie goes regardless; Stytch's JWT dies within 5 minutes
+    sign_out()

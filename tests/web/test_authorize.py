@@ -569,11 +569,27 @@ def test_a3_21_consent_post_without_valid_csrf_token_is_refused(live, make_clien
 
 
 def test_a3_21_login_post_without_csrf_token_is_refused(live, make_client, browser):
-    """A.3 #21: the login form POST is CSRF-protected too (no login CSRF)."""
-    resp = browser.post("/login", {"email": ALICE, "pending": ""})
-    assert_error_page(resp, 400)
+    """A.3 #21: the login form POSTs (organization picker, step-up) are CSRF-protected
+    too (no login CSRF): without the token nothing is exchanged and nobody is signed in."""
+    import html as htmllib
+    import re
+
     c = make_client(client_type="first_party")
     _, ch = pkce_pair()
+    pending = pending_of(authorize(browser, auth_params(c, ch)))
+    page = browser.get(f"/login?pending={pending}")
+    href = htmllib.unescape(re.search(r'data-provider="google" href="([^"]+)"', page.text).group(1))
+    idp = browser.http.get(href, timeout=10)
+    from tests.conftest import form_fields
+
+    fields = {**form_fields(idp.text), "email": ALICE}
+    back = browser.http.post(idp.url, data=fields, allow_redirects=False, timeout=10)
+    picker = browser.get(browser.get(back.headers["Location"]).headers["Location"])
+    org_id = re.search(r'name="organization_id" value="([^"]+)"', picker.text).group(1)
+    resp = browser.post("/login/organizations", {"organization_id": org_id})
+    assert_error_page(resp, 400)
+    resp = browser.post("/login/organizations", {"organization_id": org_id, "csrf_token": "forged"})
+    assert_error_page(resp, 400)
     assert is_login_redirect(authorize(browser, auth_params(c, ch)))  # still signed out
 
 
@@ -1073,7 +1089,7 @@ def test_a22_103_prompt_login_forces_a_new_login(live, make_client, token_post):
         resp = authorize(member, auth_params(c, ch, prompt="login"))
         assert is_login_redirect(resp), (resp.status_code, resp.headers.get("Location"))
         page = member.get(resp.headers["Location"])
-        assert page.status_code == 200 and 'name="email"' in page.text
+        assert page.status_code == 200 and 'data-provider="google"' in page.text
         final = member.authorize(auth_params(c, ch, prompt="login"))
         p = client_redirect(final, c.redirect_uri)
         tok = redeem(token_post, c, p["code"], v)
@@ -1146,13 +1162,20 @@ def test_a22_105_malformed_max_age_is_invalid_request(live, make_client, max_age
 
 
 def test_a22_106_login_hint_prefills_the_email_field(live, make_client, browser):
-    """A.22 #106: login_hint pre-fills the email field of the login page (escaped)."""
+    """A.22 #106: login_hint steers the Stytch login: it rides to the identity
+    provider as provider_login_hint and pre-fills the email field there (escaped)."""
+    import html as htmllib
+    import re
+
     c = make_client()
     _, ch = pkce_pair()
     resp = authorize(browser, auth_params(c, ch, login_hint="a@b.com"))
     assert is_login_redirect(resp)
     page = browser.get(resp.headers["Location"])
-    assert 'name="email"' in page.text and 'value="a@b.com"' in page.text
+    href = htmllib.unescape(re.search(r'data-provider="google" href="([^"]+)"', page.text).group(1))
+    assert "provider_login_hint=a%40b.com" in href
+    idp = browser.http.get(href, timeout=10)
+    assert 'name="email"' in idp.text and 'value="a@b.com"' in idp.text
     resp = authorize(browser, auth_params(c, ch, login_hint='"><script>x</script>'))
     page = browser.get(resp.headers["Location"])
     assert "<script>x" not in page.text

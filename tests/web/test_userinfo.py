@@ -97,7 +97,7 @@ def test_a23_110_claims_follow_the_scopes(live, make_client, tokens_for):
     assert "name" not in with_email and "roles" not in with_email
 
     with_profile = _userinfo(live, tokens_for(c, scope="openid profile")["access_token"]).json()
-    assert with_profile["name"] == "Alice"
+    assert with_profile["name"] == "Alice Admin"  # the emulator's seeded Acme admin
     assert "email" not in with_profile
 
     for body in (only_openid, with_email, with_profile):
