@@ -52,14 +52,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if settings.stytch_configured:
         from .identity.gateway import StytchGateway
 
-        app.extensions["identity"] = StytchGateway(settings.stytch_project_id, settings.stytch_secret,
-                                                   settings.stytch_public_token, settings.stytch_environment)
+        from .identity.membership import MembershipCache
+
+        gateway = StytchGateway(settings.stytch_project_id, settings.stytch_secret,
+                                settings.stytch_public_token, settings.stytch_environment)
+        app.extensions["identity"] = gateway
+        server.membership = MembershipCache(gateway, settings.member_check_seconds)
 
     from . import errors
     from .web import authorize, endpoints, login, wellknown
 
     for bp in (authorize.bp, endpoints.bp, login.bp, wellknown.bp):
         app.register_blueprint(bp)
+    from .oauth.endpoints.end_session import EndSessionEndpoint
+
+    server.register_endpoint(EndSessionEndpoint(end_session=login.end_member_session))
     errors.register(app)
 
     @app.after_request

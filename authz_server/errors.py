@@ -28,7 +28,7 @@ class PageError(Exception):
 
 def wants_json() -> bool:
     path = request.path
-    if path.startswith("/oauth/authorize") or path.startswith("/login") or path.startswith("/logout"):
+    if path.startswith(("/oauth/authorize", "/oauth/logout", "/login", "/logout", "/org/")):
         return False
     if path.startswith(("/oauth/", "/.well-known/", "/api/")):
         return True

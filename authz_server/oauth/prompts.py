@@ -23,6 +23,10 @@ class Interaction(Exception):
 class PromptRequest:
     prompts: frozenset
     max_age: int | None
+    # The organization the request names (extra parameter ``organization_slug``
+    # or ``organization_id``, DESIGN §1 "Organization" flow), if any.
+    organization_slug: str | None = None
+    organization_id: str | None = None
 
     @property
     def none(self) -> bool:
@@ -47,17 +51,21 @@ def parse(single: dict, duplicates: list[str]):
         if not max_age.isdigit() or len(max_age) > 10:
             raise Interaction("invalid_request", "max_age must be a non-negative integer")
         max_age = int(max_age)
-    return PromptRequest(prompts, max_age)
+    return PromptRequest(prompts, max_age, single.get("organization_slug"), single.get("organization_id"))
 
 
 def needs_login(req: PromptRequest, member, client, fresh_login: bool, now: float) -> bool:
     """Default policy: log in when there is no member session; when prompt=login
     or max_age asks for a newer authentication than the session has (unless the
     member just logged in for this very request); or when the client is bound to
-    another organization than the member's."""
+    another organization than the member's, or the request names another one."""
     if member is None:
         return True
     if client.organization_id and member.organization_id != client.organization_id:
+        return True
+    if req.organization_id and member.organization_id != req.organization_id:
+        return True
+    if req.organization_slug and member.organization_slug != req.organization_slug:
         return True
     if fresh_login:
         return False

@@ -49,6 +49,8 @@ class AuthzServer(AuthorizationServer):
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
         self.minter = TokenMinter(settings, self.keys)
+        # Set by create_app when Stytch is configured (identity.membership).
+        self.membership = None
         self.init_app(app, query_client=self.clients.get, save_token=lambda token, request: None)
         self.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
@@ -109,6 +111,14 @@ class AuthzServer(AuthorizationServer):
         if request.auth_method == "client_secret_basic" and body_id and body_id != client.client_id:
             raise InvalidClientError(status_code=401, description="client_id in the body differs from the Basic credentials")
         return client
+
+    def member_active(self, organization_id: str | None, subject: str) -> bool:
+        """False when the member behind a grant left or was removed from the
+        organization in Stytch (spec-checklist item 45). Grants without an
+        organization (client credentials) have no member to check."""
+        if self.membership is None or not organization_id:
+            return True
+        return self.membership.is_active(organization_id, subject)
 
     def handle_response(self, status_code, payload, headers):
         headers = list(headers or [])

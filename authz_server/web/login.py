@@ -222,12 +222,37 @@ def signed_in():
 def logout():
     if request.method == "POST":
         csrf.check()
-        _end_session()
+        end_member_session()
         return render_template("message.html", title="You are signed out", message="You can close this window.")
     return render_template("logout.html", csrf_token=csrf.token())
 
 
-def _end_session():
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+def end_session():
+    """The ``end_session_endpoint`` (OIDC RP-Initiated Logout §2). Without a valid
+    ``id_token_hint`` the member confirms first (§6: a forged logout is a DoS)."""
+    from authlib.oauth2.rfc6749 import OAuth2Error
+
+    server = _server()
+    if request.method == "POST" and request.form.get("confirm"):
+        csrf.check()
+    try:
+        req = server.validate_endpoint_request("end_session")
+    except OAuth2Error as e:
+        raise PageError("This sign-out link is not valid", e.get_error_description() or "The sign-out request is invalid.",
+                        hint="You are still signed in. Close this window or sign out from the application.") from None
+    if req.needs_confirmation and not (request.method == "POST" and request.form.get("confirm")):
+        return render_template("logout.html", csrf_token=csrf.token(), client=req.client,
+                               params={k: v for k, v in request.values.items() if k != "csrf_token"})
+    response = server.create_endpoint_response("end_session", req)
+    if response is not None:
+        if request.method == "POST":
+            response.status_code = 303
+        return response
+    return render_template("message.html", title="You are signed out", message="You can close this window.")
+
+
+def end_member_session():
     """Revoke the Stytch session (best effort) and forget ours."""
     token = stytch_session_token()
     gw = current_app.extensions.get("identity")

@@ -36,6 +36,7 @@ def metadata() -> dict:
         "userinfo_endpoint": f"{iss}/oauth/userinfo",
         "revocation_endpoint": f"{iss}/oauth/revoke",
         "introspection_endpoint": f"{iss}/oauth/introspect",
+        "end_session_endpoint": f"{iss}/oauth/logout",
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

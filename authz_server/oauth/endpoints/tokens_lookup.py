@@ -30,6 +30,8 @@ def find(server, value: str, hint: str | None) -> FoundToken | None:
                 active = not grant_store.access_token_revoked(session, claims.get("jti", ""))
                 if active and claims.get("gid"):
                     active = grant_store.is_active(session, claims["gid"])
+                if active and claims.get("gid"):
+                    active = _member_active(server, claims.get("organization_id"), claims.get("sub"))
                 return FoundToken("access_token", claims.get("client_id", ""), active, claims=claims)
         else:
             row = grant_store.find_refresh_token(session, value)
@@ -38,6 +40,18 @@ def find(server, value: str, hint: str | None) -> FoundToken | None:
                 active = (
                     row.revoked_at is None and row.used_at is None and row.expires_at > now
                     and grant_store.is_active(session, row.grant_id)
+                    and _member_active(server, row.organization_id, row.subject)
                 )
                 return FoundToken("refresh_token", row.client_id, active, row=row)
     return None
+
+
+def _member_active(server, organization_id, subject) -> bool:
+    """Tokens of a member removed in Stytch introspect inactive; when Stytch is
+    unreachable and nothing is cached, the token is reported inactive (fail safe)."""
+    from ...identity.gateway import IdentityUnavailable
+
+    try:
+        return server.member_active(organization_id, subject)
+    except IdentityUnavailable:
+        return False

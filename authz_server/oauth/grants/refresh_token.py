@@ -4,12 +4,25 @@ refreshes of the same token (spec-checklist C-8). Authlib's grant neither rotate
 (D-3) nor accepts public clients (D-2)."""
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant as _RefreshTokenGrant
 
+from ...identity.gateway import IdentityUnavailable
 from ...storage import audit, grants as grant_store
 from .. import issuance, resources, scopes as scope_rules
 from .authorization_code import AUTH_METHODS
+
+
+class TemporarilyUnavailableError(OAuth2Error):
+    """Stytch cannot say whether the member is still active: retry later, keep
+    the refresh token (it was not consumed)."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+    description = "The identity provider is unreachable; retry shortly"
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", "5")]
 
 
 class RefreshTokenGrant(_RefreshTokenGrant):
@@ -35,6 +48,19 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             raise InvalidGrantError("The refresh token was already used; its grant is revoked")
         if rotation.token is None:
             raise InvalidGrantError("The refresh token is invalid, expired or revoked")
+        token = rotation.token
+        try:
+            active = self.server.member_active(token.organization_id, token.subject)
+        except IdentityUnavailable:
+            raise TemporarilyUnavailableError() from None
+        if not active:
+            # OAuth 2.1 §4.3.1: the grant must still be valid; the member is gone.
+            session.rollback()
+            grant_store.revoke(session, token.grant_id, "member_inactive")
+            audit.record(session, "grant_revoked", client_id=token.client_id, subject=token.subject,
+                         organization_id=token.organization_id, grant_id=token.grant_id, reason="member_inactive")
+            session.commit()
+            raise InvalidGrantError("The member is no longer active in the organization")
         self.request.rotation = rotation
         return rotation.token
 
