@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import secrets
+import uuid
 import shutil
 import signal
 import socket
@@ -593,16 +594,34 @@ def prepare_ours(args: argparse.Namespace, log_dir: Path, log: Callable[[str], N
     """Our server: fresh database, schema, signing key, one confidential client, refresh tokens via the CLI."""
     from cryptography.fernet import Fernet
 
+    from authz_server.stytch_emulator import start_emulator
+    from authz_server.stytch_emulator.records import SEED_NAMESPACE
+
     cmd = find_authz_server_cmd(args.authz_server_cmd)
     port = free_port()
+    # The refresh grant asks Stytch whether the member is still active (cached per
+    # worker for 60 s): the emulator answers, in this process, on loopback. It is
+    # why AUTHZ_ENV is "test": production refuses a non-https Stytch. Everything
+    # else (gunicorn, workers, no debug) is what `serve` runs in production.
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines in the report
+    emulator = start_emulator(port=0)
     env = _base_env()
     env.update({
         "DATABASE_URL": args.database_url,
         "AUTHZ_ISSUER": f"http://{HOST}:{port}",
         "AUTHZ_SECRET_KEY": secrets.token_urlsafe(48),
         "AUTHZ_KEY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "AUTHZ_ENV": "production",
+        "AUTHZ_ENV": "test",
+        "STYTCH_PROJECT_ID": emulator.project_id,
+        "STYTCH_SECRET": emulator.secret,
+        "STYTCH_PUBLIC_TOKEN": emulator.public_token,
+        "STYTCH_ENVIRONMENT": emulator.url,
     })
+    # The emulator's seeded Acme admin (fixed ids): a real, active member.
+    alice = f"member-test-{uuid.uuid5(SEED_NAMESPACE, 'member:alice@acme.test')}"
+    acme = f"organization-test-{uuid.uuid5(SEED_NAMESPACE, 'organization:acme')}"
     log(f"ours: {cmd}")
     admin, dbname = prepare_database(args.database_url, log)
     run_cli([cmd, "db", "upgrade"], env, REPO, "ours: db upgrade", log_dir)
@@ -625,8 +644,8 @@ def prepare_ours(args: argparse.Namespace, log_dir: Path, log: Callable[[str], N
 
     def mint_one(i: int) -> str:
         out = run_cli(
-            [cmd, "tokens", "issue-refresh", "--client-id", client.client_id, "--subject", f"member-bench-{i}",
-             "--organization-id", "org-bench", "--scope", args.refresh_scope, "--json"],
+            [cmd, "tokens", "issue-refresh", "--client-id", client.client_id, "--subject", alice,
+             "--organization-id", acme, "--scope", args.refresh_scope, "--json"],
             env, REPO, f"ours: tokens issue-refresh {i}", log_dir,
         )
         token = parse_json_output(out, "ours: tokens issue-refresh").get("refresh_token")
@@ -651,7 +670,7 @@ def prepare_ours(args: argparse.Namespace, log_dir: Path, log: Callable[[str], N
         key="ours", label="authz_server", port=port, clients={g: client for g in GRANTS},
         mint_refresh_tokens=mint, server_argv=server_argv, admin=admin, dbname=dbname,
         info={"package": "authz_server", "version": version, "command": cmd, "database_url": _redact(args.database_url),
-              "client_type": "third_party", "env": "AUTHZ_ENV=production"},
+              "client_type": "third_party", "env": "AUTHZ_ENV=test (gunicorn serve; Stytch = emulator)"},
     )
 
 
