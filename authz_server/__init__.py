@@ -20,7 +20,9 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 SECURITY_HEADERS = {
     # RFC 9700 §4.16 / OAuth 2.1 §7.10: no framing, ever.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
-    "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'",
+    "frame-ancestors 'none'; base-uri 'none'",
+    # No form-action: browsers apply it to the redirect after the consent POST,
+    # which may go to a client's private-use scheme (RFC 8252 §7.1).
     "X-Frame-Options": "DENY",
     # RFC 9700 §4.2.4: codes and state must not leak through Referer.
     "Referrer-Policy": "no-referrer",
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
         MAX_CONTENT_LENGTH=64 * 1024,
         JSON_SORT_KEYS=False,
+        APP_NAME=settings.app_name,
     )
     app.json.sort_keys = False
     db = database or Database(settings.database_url)
