@@ -317,3 +317,18 @@ def test_a26_122_jwks_has_cache_control_max_age(live):
                   for d in r.headers["Cache-Control"].split(",")}
     assert "no-store" not in directives and "private" not in directives
     assert 60 <= int(directives["max-age"]) <= 3600
+
+
+@pytest.mark.parametrize("path", ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration",
+                                  "/.well-known/jwks.json"])
+def test_a13_72_a26_122_cors_on_public_documents(live, path):
+    """A.13 #72 / A.26 #122: CORS "*" on the metadata documents and the JWKS, and a
+    preflight asking for mcp-protocol-version answers 204 allowing it."""
+    r = requests.get(live.url + path, headers={"Origin": "https://app.example"}, timeout=10)
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+    p = requests.options(live.url + path, timeout=10, headers={
+        "Origin": "https://inspector.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "mcp-protocol-version"})
+    assert p.status_code == 204
+    assert p.headers["Access-Control-Allow-Origin"] == "*"
+    assert "mcp-protocol-version" in p.headers["Access-Control-Allow-Headers"].lower()
