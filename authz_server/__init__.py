@@ -72,23 +72,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     server.register_endpoint(EndSessionEndpoint(end_session=login.end_member_session))
     errors.register(app)
 
+    from .web import cors
+
+    @app.before_request
+    def _preflight():
+        # An OPTIONS preflight never reaches the views (POST-only routes would 405).
+        if cors.applies(request.path) and cors.is_preflight(request):
+            return app.response_class(status=204)
+
     @app.after_request
     def _headers(resp):
         for k, v in SECURITY_HEADERS.items():
             resp.headers.setdefault(k, v)
         if request.path.startswith("/oauth/authorize") or request.path.startswith("/login"):
             resp.headers["Cache-Control"] = "no-store"
-        if request.path.startswith("/.well-known/"):
-            # RFC 8414 §3 / RFC 9068 §4: public documents that browser-based
-            # clients fetch cross-origin (spec-checklist items 72, 122). No
-            # credentials, so "*" is safe.
-            resp.headers["Access-Control-Allow-Origin"] = "*"
-            if request.method == "OPTIONS":
-                resp.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
-                resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, MCP-Protocol-Version"
-                resp.headers["Access-Control-Max-Age"] = "86400"
-                resp.status_code = 204
-                resp.set_data(b"")
+        if cors.applies(request.path):
+            cors.decorate(request, resp)
         if request.path == "/oauth/token":
             # RFC 6749 §5.1 / OAuth 2.1 §3.2.3: every token endpoint answer, also the
             # 405/413 built by the generic error handler, is no-store.

@@ -226,6 +226,68 @@ def clients_delete(client_id, yes):
         click.echo("deleted " + client_id)
 
 
+# --- resources -------------------------------------------------------------------
+@main.group()
+def resources():
+    """Protected resources (RFC 8707 audiences) and their scopes."""
+
+
+def _print_resource(r, as_json=False):
+    data = {"resource": r.identifier, "name": r.name, "scopes": list(r.scopes or [])}
+    if r.description:
+        data["description"] = r.description
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"{r.identifier}  {r.name}  scopes: {' '.join(r.scopes or []) or '-'}")
+
+
+@resources.command("add")
+@click.argument("identifier")
+@click.option("--name", default=None)
+@click.option("--scope", "scopes", multiple=True, help="scopes the resource defines (repeat or space-separate)")
+@click.option("--description")
+@click.option("--json", "as_json", is_flag=True)
+def resources_add(identifier, name, scopes, description, as_json):
+    """Register a resource, e.g. an MCP server: `resources add https://mcp.example.com --scope tools:read`."""
+    from .storage import resources as store
+
+    with _Ctx() as ctx:
+        try:
+            r = store.add(ctx.db.session, identifier, name, _split_scopes(scopes), description)
+        except store.ResourceInputError as e:
+            raise click.ClickException(str(e)) from None
+        _print_resource(r, as_json)
+
+
+@resources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def resources_list(as_json):
+    from .storage import resources as store
+
+    with _Ctx() as ctx:
+        rows = store.all_resources(ctx.db.session)
+        if as_json:
+            click.echo(json.dumps([{"resource": r.identifier, "name": r.name, "scopes": list(r.scopes or [])}
+                                   for r in rows], indent=2))
+            return
+        for r in rows:
+            _print_resource(r)
+
+
+@resources.command("remove")
+@click.argument("identifier")
+def resources_remove(identifier):
+    from .storage import resources as store
+
+    with _Ctx() as ctx:
+        r = store.get(ctx.db.session, identifier)
+        if r is None:
+            raise click.ClickException(f"no resource {identifier!r}")
+        store.remove(ctx.db.session, r)
+        click.echo("removed " + r.identifier)
+
+
 # --- keys ----------------------------------------------------------------------
 @main.group()
 def keys():

@@ -332,3 +332,24 @@ def test_a13_72_a26_122_cors_on_public_documents(live, path):
     assert p.status_code == 204
     assert p.headers["Access-Control-Allow-Origin"] == "*"
     assert "mcp-protocol-version" in p.headers["Access-Control-Allow-Headers"].lower()
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/userinfo"])
+def test_c3_cors_preflight_on_browser_called_endpoints(live, path):
+    """C-3: token, revocation and userinfo answer CORS preflights (204, "*",
+    MCP-Protocol-Version allowed) and expose WWW-Authenticate on errors."""
+    p = requests.options(live.url + path, timeout=10, headers={
+        "Origin": "https://inspector.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version"})
+    assert p.status_code == 204, p.text
+    assert p.headers["Access-Control-Allow-Origin"] == "*"
+    allowed = p.headers["Access-Control-Allow-Headers"].lower()
+    assert "mcp-protocol-version" in allowed and "authorization" in allowed
+    r = requests.get(live.url + "/oauth/userinfo", headers={"Origin": "https://x.example"}, timeout=10)
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers["Access-Control-Expose-Headers"]
+
+
+def test_c3_no_cors_on_authorize(live):
+    """C-3: the authorization endpoint is a top-level navigation: no CORS."""
+    r = requests.get(live.url + "/oauth/authorize", headers={"Origin": "https://x.example"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in r.headers
