@@ -44,6 +44,23 @@ def register(app):
     def _page(e: PageError):
         return error_page(e.title, e.message, e.status, e.hint)
 
+    from .identity.gateway import IdentityError
+
+    @app.errorhandler(IdentityError)
+    def _identity(e: IdentityError):
+        # Stytch failing outside the login pages, e.g. while a member session is
+        # renewed on /oauth/authorize: the login pages' own page (503 when Stytch is
+        # unreachable), never the generic 500 (DESIGN §5).
+        if wants_json():
+            resp = jsonify(error="temporarily_unavailable" if e.status >= 500 else "invalid_request",
+                           error_description=e.message)
+        else:
+            resp = app.make_response(error_page(e.title, e.message, e.status, e.hint))
+        resp.status_code = e.status
+        if e.status == 503:
+            resp.headers["Retry-After"] = "5"
+        return resp
+
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
         if wants_json():

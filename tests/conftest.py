@@ -190,12 +190,16 @@ ORG_BUTTON = re.compile(r'name="organization_id" value="([^"]+)" data-organizati
 
 
 def form_fields(html: str) -> dict:
-    """The named inputs of the first form of a page."""
+    """The named inputs of the first form of a page, with their values."""
     import html as htmllib
 
     form = html[html.index("<form"):html.index("</form>")]
-    return {htmllib.unescape(n): htmllib.unescape(v)
-            for n, v in re.findall(r'<input[^>]*name="([^"]+)"[^>]*?(?:value="([^"]*)")?[^>]*>', form)}
+    fields = {}
+    for tag in re.findall(r"<input\b[^>]*>", form):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
+        if "name" in attrs:
+            fields[htmllib.unescape(attrs["name"])] = htmllib.unescape(attrs.get("value", ""))
+    return fields
 
 
 class Browser:

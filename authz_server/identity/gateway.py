@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import pydantic
 import requests
 
 from .session import Member
@@ -108,7 +109,8 @@ _MESSAGES = {
                                "Check the address, or sign in without naming an organization."),
     "member_not_found": ("Not a member", "You are not a member of this organization.",
                          "Ask an administrator of the organization to invite you."),
-    "unable_to_auth_otp_code": ("This code has expired", "The passcode expired or was already used.",
+    "unable_to_auth_otp_code": ("This code has expired",
+                                "The passcode expired, was already used, or was entered wrongly too often.",
                                 "Send a new code."),
     "organization_slug_already_used": ("That name is taken", "Another organization already uses that name.",
                                        "Choose a different name."),
@@ -154,7 +156,12 @@ class StytchGateway:
             error_type = getattr(details, "error_type", None)
             status = getattr(details, "status_code", 500) or 500
             log.info("stytch error %s (%s)", error_type, status)
-            if status >= 500 or error_type in (None, "too_many_requests", "internal_server_error"):
+            if error_type == "unauthorized_credentials":
+                # Stytch refused our project id/secret: our configuration, not the
+                # person's sign-in, is wrong; "start again" would not help.
+                log.error("stytch refused the project credentials")
+            if status >= 500 or error_type in (None, "too_many_requests", "internal_server_error",
+                                               "unauthorized_credentials"):
                 raise IdentityUnavailable("Sign-in is unavailable", "Our sign-in provider did not answer properly.",
                                           "Wait a moment and try again.", error_type=error_type) from None
             if error_type == "otp_code_not_found":
@@ -166,6 +173,12 @@ class StytchGateway:
         except (requests.Timeout, requests.ConnectionError) as e:
             log.warning("stytch unreachable: %s", e.__class__.__name__)
             raise IdentityUnavailable("Sign-in is unavailable", "We could not reach our sign-in provider.",
+                                      "Wait a moment and try again.") from None
+        except pydantic.ValidationError:
+            # A 2xx the SDK cannot parse (not Stytch's JSON: a proxy's or captive
+            # portal's page); the SDK raises pydantic's error, which would be a 500.
+            log.warning("stytch answered a body the SDK could not read")
+            raise IdentityUnavailable("Sign-in is unavailable", "Our sign-in provider did not answer properly.",
                                       "Wait a moment and try again.") from None
 
     # --- Browser start URLs (DESIGN §7) ----------------------------------------

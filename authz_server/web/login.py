@@ -143,7 +143,8 @@ def organizations():
     try:
         if "create_organization" in request.form:
             if not allow_create:
-                raise PageError("Creating organizations is turned off", "You can only join an existing organization.")
+                raise PageError("Creating organizations is turned off", "You can only join an existing organization.",
+                                hint="Pick one of the organizations listed for you, or ask an administrator to invite you.")
             name = (request.form.get("organization_name") or "").strip()
             if not 2 <= len(name) <= 128:
                 return render_template("organizations.html", orgs=state.get("orgs", []), email=state.get("email"),
@@ -206,6 +207,10 @@ def step_up():
     except WrongCode as e:
         return render_template("step_up.html", error=f"{e.message} {e.hint}", **page), 400
     except IdentityError as e:
+        if e.error_type == "unable_to_auth_otp_code":
+            # The passcode expired or was tried wrongly too often: stay on this page,
+            # whose "Send a new code" button is the way on.
+            return render_template("step_up.html", error=f"{e.message} {e.hint}", **page), 400
         _fail(e)
     if isinstance(result, StepUp):
         raise PageError("Further verification required", "Your organization asks for another factor we do not support.",

@@ -1,0 +1,1013 @@
+"""Member login through Stytch B2B (issue 4), over HTTP against the live server and
+the project's Stytch emulator (the real ``stytch`` SDK talks to it).
+
+Each flow is driven the way a browser drives it: /oauth/authorize → our login page
+→ the emulator's identity-provider page → /login/callback → the organization picker
+(or the organization flow) → step-up when Stytch asks → consent → code → tokens.
+
+Covers DESIGN §1 "Login through Stytch B2B" and §7 (the page hooks), spec-checklist
+A.21 #95 and #97 (``sub`` is the Stytch member id, ``auth_time`` the real Stytch
+authentication time), A.22 #102, #103, #105 (prompt=none, prompt=login, max_age
+with a Stytch session), A.3 #45 (a member removed in Stytch cannot refresh) and
+A.25 #119 (logout ends the Stytch session), and DESIGN §5 (bad input gets a clear
+HTML page, never a stack trace, never a partial write).
+
+The emulator is shared by the whole test session: tests never reset it, never
+delete the seeded members (they make their own JIT members), and put back any
+step-up domain they change.
+"""
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import json
+import re
+import secrets
+import socket
+import time
+import warnings
+import zlib
+from contextlib import contextmanager
+from html.parser import HTMLParser
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+import time_machine
+from sqlalchemy import func, select
+
+from authz_server.models import AuditEvent, AuthorizationCode, Consent, Grant, PendingAuthorization
+from tests.conftest import CSRF, PENDING, ORG_BUTTON, PROVIDER_LINK, Browser, auth_params, pkce_pair
+
+ALICE = "alice@acme.test"
+BOB = "bob@acme.test"
+JWT_LIFETIME = 300  # Stytch session JWTs live 5 minutes
+
+
+# --- helpers: the emulator -----------------------------------------------------------
+
+
+def stytch_client(live):
+    """The real SDK, as an administrator's script would use it."""
+    import stytch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return stytch.B2BClient(live.settings.stytch_project_id, live.settings.stytch_secret,
+                                environment=live.stytch_url, suppress_warnings=True)
+
+
+def emulator_state(live) -> dict:
+    resp = requests.get(live.stytch_url + "/emulator/state", timeout=10)
+    assert resp.status_code == 200
+    return resp.json()
+
+
+def organization(live, slug) -> dict:
+    return next(o for o in emulator_state(live)["organizations"] if o["organization_slug"] == slug)
+
+
+def member(live, email, slug) -> dict:
+    org_id = organization(live, slug)["organization_id"]
+    return next(m for m in emulator_state(live)["members"]
+                if m["email_address"] == email and m["organization_id"] == org_id)
+
+
+def live_session_ids(live) -> set:
+    return {s["member_session_id"] for s in emulator_state(live)["sessions"]}
+
+
+def outbox_code(live, email) -> str | None:
+    return requests.get(live.stytch_url + "/emulator/outbox", params={"email": email}, timeout=10).json()["code"]
+
+
+@contextmanager
+def step_up_required(live, domain):
+    """Make ``domain`` require an email passcode, and put it back afterwards."""
+    url = live.stytch_url + "/emulator/step-up-domains"
+    assert requests.post(url, json={"domain": domain, "required": True}, timeout=10).status_code == 200
+    try:
+        yield
+    finally:
+        requests.post(url, json={"domain": domain, "required": False}, timeout=10)
+
+
+def jit_email() -> str:
+    """A new person at globex.test: Globex provisions them just in time."""
+    return f"jit-{secrets.token_hex(4)}@globex.test"
+
+
+def fresh_domain_email() -> str:
+    """A person whose domain no organization knows."""
+    return f"someone@initech-{secrets.token_hex(4)}.test"
+
+
+# --- helpers: the browser side ----------------------------------------------------------
+
+
+def cookie_session(browser: Browser) -> dict:
+    """Our session cookie's payload: signed, not encrypted, so the browser can read it."""
+    raw = browser.http.cookies.get("authz_session")
+    assert raw, "no session cookie"
+    payload = raw.lstrip(".").split(".")[0]
+    data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    if raw.startswith("."):
+        data = zlib.decompress(data)
+    return json.loads(data)
+
+
+def jwt_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def stytch_session(browser: Browser) -> tuple[str, dict]:
+    """(session_token, claims of the session JWT) the browser holds."""
+    tokens = cookie_session(browser)["stytch"]
+    return tokens["session_token"], jwt_claims(tokens["session_jwt"])
+
+
+def stytch_auth_time(claims: dict) -> int:
+    """The newest factor's authentication time in a Stytch session JWT."""
+    factors = claims["https://stytch.com/session"]["authentication_factors"]
+    return max(int(datetime.fromisoformat(f["last_authenticated_at"].replace("Z", "+00:00")).timestamp())
+               for f in factors)
+
+
+class _FirstForm(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.fields, self.depth, self.done = {}, 0, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form" and not self.done:
+            self.depth += 1
+        elif tag == "input" and self.depth and not self.done and attrs.get("name"):
+            self.fields[attrs["name"]] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self.depth:
+            self.depth, self.done = 0, True
+
+
+def form_fields(html: str) -> dict:
+    """The named inputs (with their values) of a page's first form."""
+    parser = _FirstForm()
+    parser.feed(html)
+    return parser.fields
+
+
+def provider_links(page) -> dict:
+    return {p: htmllib.unescape(h) for p, h in PROVIDER_LINK.findall(page.text)}
+
+
+def idp_sign_in(browser: Browser, href: str, email: str) -> str:
+    """The emulator's identity-provider page: a POST form with an email field.
+    Returns where it sends the browser back to (our /login/callback)."""
+    page = browser.http.get(href, timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    assert '<form method="post"' in page.text and 'name="email"' in page.text
+    back = browser.http.post(page.url, data={**form_fields(page.text), "email": email},
+                             allow_redirects=False, timeout=10)
+    assert back.status_code == 302, back.text[:300]
+    return back.headers["Location"]
+
+
+def callback_params(location: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def authorize(browser: Browser, params: dict):
+    return browser.get("/oauth/authorize?" + urlencode(params))
+
+
+def login_location(resp) -> str:
+    assert resp.status_code in (302, 303), (resp.status_code, resp.text[:300])
+    loc = resp.headers["Location"]
+    assert urlsplit(loc).path == "/login", loc
+    return loc
+
+
+def to_callback(browser: Browser, authorize_resp, email: str, provider="google") -> tuple[str, object]:
+    """From the authorize redirect through our login page and the identity-provider
+    page; returns (pending id, the response of /login/callback)."""
+    loc = login_location(authorize_resp)
+    pending = parse_qs(urlsplit(loc).query)["pending"][0]
+    page = browser.get(loc)
+    assert page.status_code == 200
+    back = idp_sign_in(browser, provider_links(page)[provider], email)
+    assert back.startswith(browser.live.url + "/login/callback?"), back
+    return pending, browser.get(back)
+
+
+def pick(browser: Browser, picker, organization_id):
+    return browser.post("/login/organizations", {"csrf_token": CSRF.search(picker.text).group(1),
+                                                 "organization_id": organization_id})
+
+
+def follow_to_client(browser: Browser, resp, decision="allow"):
+    """After login: back to /oauth/authorize, answer consent, stop at the client."""
+    for _ in range(5):
+        loc = resp.headers.get("Location", "")
+        if resp.status_code in (302, 303) and loc.startswith("/oauth/authorize"):
+            resp = browser.get(loc)
+            continue
+        if resp.status_code == 200 and 'name="decision"' in resp.text:
+            resp = browser.post("/oauth/authorize/consent", {"csrf_token": CSRF.search(resp.text).group(1),
+                                                            "pending": PENDING.search(resp.text).group(1),
+                                                            "decision": decision})
+            continue
+        return resp
+    raise AssertionError("too many hops")
+
+
+def client_params(resp, client) -> dict:
+    assert resp.status_code in (302, 303), (resp.status_code, resp.text[:300])
+    loc = resp.headers["Location"]
+    assert loc.startswith(client.redirect_uri + "?"), loc
+    return callback_params(loc)
+
+
+def redeem(live, client, code, verifier) -> dict:
+    resp = requests.post(live.url + "/oauth/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uri,
+        "code_verifier": verifier, "client_id": client.client_id,
+    }, auth=(client.client_id, client.client_secret) if client.client_secret else None, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def signed_in(live, email=ALICE, organization_slug=None) -> Browser:
+    b = Browser(live, email)
+    resp = b.login(email, organization_slug=organization_slug)
+    assert resp.status_code == 303 and resp.headers["Location"] == "/login/done", resp.text[:300]
+    return b
+
+
+def prompt_none(browser: Browser, client, state="s-none") -> dict:
+    _, ch = pkce_pair()
+    resp = authorize(browser, auth_params(client, ch, prompt="none", state=state))
+    return client_params(resp, client)
+
+
+def counts(live) -> dict:
+    s = live.db.session
+    try:
+        return {m.__tablename__: s.scalar(select(func.count()).select_from(m))
+                for m in (AuthorizationCode, Grant, Consent, PendingAuthorization)}
+    finally:
+        s.remove()
+
+
+def audit_events(live, event) -> list:
+    s = live.db.session
+    try:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event)))
+    finally:
+        s.remove()
+
+
+def assert_page(resp, status, title: str | None = None):
+    """A page for the person: HTML, the status, a title, a message and a hint, no
+    stack trace, no redirect."""
+    assert resp.status_code == status, (resp.status_code, resp.headers.get("Location"), resp.text[:400])
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "Location" not in resp.headers
+    assert "Traceback" not in resp.text and 'File "' not in resp.text
+    assert re.search(r'<p class="error" role="alert">[^<]{10,}</p>', resp.text), resp.text[:600]
+    assert re.search(r'<p class="muted">[^<]{10,}</p>', resp.text), resp.text[:600]  # what to do next
+    if title:
+        assert f"<h1>{title}</h1>" in resp.text, resp.text[:600]
+    return resp
+
+
+def later(seconds):
+    return time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=seconds), tick=True)
+
+
+# --- Discovery: an existing member --------------------------------------------------------
+
+
+def test_discovery_existing_member_authorize_to_tokens(live, make_client):
+    """DESIGN §1 Discovery, §7 hooks; A.21 #95/#97: alice signs in through the whole
+    flow; the id token's ``sub`` is her Stytch member id, the organization claims are
+    Acme's, and ``auth_time`` is Stytch's authentication time."""
+    c = make_client()
+    b = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    resp = authorize(b, auth_params(c, ch, state="st-disc", nonce="n-disc"))
+    loc = login_location(resp)
+
+    page = b.get(loc)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    links = provider_links(page)
+    assert set(links) == {"google", "microsoft"}
+    for provider, href in links.items():
+        parts = urlsplit(href)
+        q = callback_params(href)
+        assert f"{parts.scheme}://{parts.netloc}" == live.stytch_url
+        assert parts.path == f"/v1/b2b/public/oauth/{provider}/discovery/start"
+        assert q["public_token"] == live.settings.stytch_public_token
+        assert q["discovery_redirect_url"] == live.url + "/login/callback"
+        assert "slug" not in q and "organization_id" not in q
+
+    t0 = int(time.time())
+    back = idp_sign_in(b, links["google"], ALICE)
+    t1 = int(time.time()) + 1
+    assert callback_params(back)["stytch_token_type"] == "discovery_oauth"
+    cb = b.get(back)
+    assert cb.status_code == 303 and cb.headers["Location"] == "/login/organizations"
+
+    picker = b.get("/login/organizations")
+    assert picker.status_code == 200
+    acme = organization(live, "acme")
+    assert ORG_BUTTON.findall(picker.text) == [(acme["organization_id"], "acme")]
+    assert re.search(r'data-organization-slug="acme">Acme</button>\s*</p>', picker.text)  # a member: no "join"
+    assert ALICE in picker.text
+    assert 'name="create_organization"' in picker.text
+    assert counts(live)["authorization_codes"] == 0
+
+    done = pick(b, picker, acme["organization_id"])
+    assert done.status_code == 303 and done.headers["Location"].startswith("/oauth/authorize?pending=")
+    consent = b.get(done.headers["Location"])
+    assert consent.status_code == 200 and 'name="decision"' in consent.text
+    assert "Acme" in consent.text and ALICE in consent.text
+    p = client_params(follow_to_client(b, consent), c)
+    assert p["state"] == "st-disc" and p["iss"] == live.url and "code" in p
+    tokens = redeem(live, c, p["code"], v)
+
+    idt = jwt_claims(tokens["id_token"])
+    alice = member(live, ALICE, "acme")
+    assert idt["sub"] == alice["member_id"]
+    assert (idt["organization_id"], idt["organization_slug"], idt["organization_name"]) == (
+        acme["organization_id"], "acme", "Acme")
+    assert idt["email"] == ALICE and idt["email_verified"] is True
+    assert idt["name"] == "Alice Admin"
+    assert set(idt["roles"]) == {"stytch_member", "stytch_admin"}
+    assert idt["nonce"] == "n-disc"
+    _, session_claims = stytch_session(b)
+    assert session_claims["sub"] == alice["member_id"]
+    assert idt["auth_time"] == stytch_auth_time(session_claims)
+    assert t0 <= idt["auth_time"] <= t1
+    at = jwt_claims(tokens["access_token"])
+    assert at["sub"] == alice["member_id"] and at["organization_id"] == acme["organization_id"]
+
+
+def test_discovery_claims_follow_the_scope(live, make_client, browser, tokens_for):
+    """OIDC Core §5.4: without ``profile`` the id token has no name and no roles; the
+    organization claims ride with ``openid`` alone."""
+    c = make_client(client_type="first_party")
+    idt = jwt_claims(tokens_for(c, scope="openid")["id_token"])
+    assert idt["organization_slug"] == "acme" and idt["organization_name"] == "Acme"
+    assert not {"name", "roles", "email"} & set(idt)
+    idt = jwt_claims(tokens_for(c, scope="openid email")["id_token"])
+    assert idt["email"] == ALICE and not {"name", "roles"} & set(idt)
+    idt = jwt_claims(tokens_for(c, scope="openid profile")["id_token"])
+    assert idt["name"] == "Alice Admin" and "stytch_admin" in idt["roles"] and "email" not in idt
+
+
+def test_the_same_member_gets_the_same_sub_twice(live, make_client, tokens_for):
+    """A.21 #95: the same person logging in twice gets the same ``sub``."""
+    c = make_client(client_type="first_party")
+    first = jwt_claims(tokens_for(c)["id_token"])["sub"]
+    again = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    p = client_params(again.authorize(auth_params(c, ch)), c)
+    assert jwt_claims(redeem(live, c, p["code"], v)["id_token"])["sub"] == first
+
+
+# --- Discovery: JIT and creating an organization ----------------------------------------
+
+
+def test_discovery_jit_into_globex(live, make_client):
+    """DESIGN §1: a new address at globex.test is offered Globex ("you can join"),
+    and picking it provisions the member in Stytch."""
+    email = jit_email()
+    c = make_client(client_type="first_party")
+    b = Browser(live, email)
+    v, ch = pkce_pair()
+    _, cb = to_callback(b, authorize(b, auth_params(c, ch)), email)
+    picker = b.get(cb.headers["Location"])
+    globex = organization(live, "globex")
+    assert ORG_BUTTON.findall(picker.text) == [(globex["organization_id"], "globex")]
+    assert re.search(r'data-organization-slug="globex">Globex</button>\s*<span class="muted">you can join</span>',
+                     picker.text), picker.text
+    assert not [m for m in emulator_state(live)["members"] if m["email_address"] == email]
+
+    p = client_params(follow_to_client(b, pick(b, picker, globex["organization_id"])), c)
+    idt = jwt_claims(redeem(live, c, p["code"], v)["id_token"])
+    provisioned = member(live, email, "globex")
+    assert provisioned["status"] == "active"
+    assert idt["sub"] == provisioned["member_id"]
+    assert (idt["organization_id"], idt["organization_slug"]) == (globex["organization_id"], "globex")
+    assert idt["email"] == email and idt["roles"] == ["stytch_member"]
+
+
+def test_discovery_create_organization(live, make_client):
+    """DESIGN §7: an address no organization knows gets only the create form; the
+    creator is the new organization's admin (``stytch_admin``)."""
+    email = fresh_domain_email()
+    name = f"Initech {secrets.token_hex(3)}"
+    c = make_client(client_type="first_party")
+    b = Browser(live, email)
+    v, ch = pkce_pair()
+    _, cb = to_callback(b, authorize(b, auth_params(c, ch)), email)
+    picker = b.get(cb.headers["Location"])
+    assert ORG_BUTTON.findall(picker.text) == []
+    assert 'name="organization_name"' in picker.text and 'name="create_organization"' in picker.text
+    resp = b.post("/login/organizations", {"csrf_token": CSRF.search(picker.text).group(1),
+                                           "create_organization": "1", "organization_name": name})
+    p = client_params(follow_to_client(b, resp), c)
+    idt = jwt_claims(redeem(live, c, p["code"], v)["id_token"])
+    org = next(o for o in emulator_state(live)["organizations"] if o["organization_name"] == name)
+    assert idt["organization_id"] == org["organization_id"]
+    assert idt["organization_name"] == name and idt["organization_slug"] == org["organization_slug"]
+    assert idt["sub"] == member(live, email, org["organization_slug"])["member_id"]
+    assert "stytch_admin" in idt["roles"]
+
+
+def test_create_organization_needs_a_name_and_may_be_turned_off(live, make_server_with):
+    """The picker refuses a one-letter name (the page stays, with an error), and a
+    server that does not allow creating organizations offers no create form and
+    refuses a forged create."""
+    email = fresh_domain_email()
+    b = Browser(live, email)
+    page = b.get("/login")
+    b.get(idp_sign_in(b, provider_links(page)["google"], email))
+    picker = b.get("/login/organizations")
+    before = len(emulator_state(live)["organizations"])
+    resp = b.post("/login/organizations", {"csrf_token": CSRF.search(picker.text).group(1),
+                                           "create_organization": "1", "organization_name": "x"})
+    assert resp.status_code == 400 and "2 to 128 characters" in resp.text and 'name="organization_name"' in resp.text
+    assert len(emulator_state(live)["organizations"]) == before
+
+    closed = make_server_with(allow_organization_creation=False)
+    b = Browser(closed, email)
+    page = b.get("/login")
+    b.get(idp_sign_in(b, provider_links(page)["google"], email))
+    picker = b.get("/login/organizations")
+    assert picker.status_code == 200 and 'name="create_organization"' not in picker.text
+    assert "No organization is available" in picker.text
+    token = CSRF.search(b.get("/logout").text).group(1)  # the session's token, from another form
+    resp = b.post("/login/organizations", {"csrf_token": token,
+                                           "create_organization": "1", "organization_name": "Initech"})
+    assert_page(resp, 400, "Creating organizations is turned off")
+    assert len(emulator_state(live)["organizations"]) == before
+
+
+# --- The organization flow ------------------------------------------------------------------
+
+
+def test_org_login_page_uses_the_organization_flow(live):
+    """DESIGN §1 Organization, §7: /org/acme/login links to Stytch's organization
+    start URL with slug=acme; the callback says stytch_token_type=oauth and signs the
+    member in without a picker."""
+    b = Browser(live, BOB)
+    page = b.get("/org/acme/login")
+    assert page.status_code == 200 and "Sign in to Acme" in page.text
+    links = provider_links(page)
+    for provider, href in links.items():
+        parts = urlsplit(href)
+        q = callback_params(href)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{live.stytch_url}/v1/b2b/public/oauth/{provider}/start"
+        assert q["slug"] == "acme" and "organization_id" not in q
+        assert q["public_token"] == live.settings.stytch_public_token
+        assert q["login_redirect_url"] == live.url + "/login/callback"
+    back = idp_sign_in(b, links["microsoft"], BOB)
+    assert callback_params(back)["stytch_token_type"] == "oauth"
+    done = b.get(back)
+    assert done.status_code == 303 and done.headers["Location"] == "/login/done"
+    assert cookie_session(b)["member"]["member_id"] == member(live, BOB, "acme")["member_id"]
+
+
+def test_authorize_naming_an_organization_uses_its_login(live, make_client):
+    """An authorization request with ``organization_slug=acme`` sends the browser to
+    the organization login of Acme; the code's member is in Acme."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    resp = authorize(b, auth_params(c, ch, organization_slug="acme"))
+    page = b.get(login_location(resp))
+    assert "Sign in to Acme" in page.text
+    href = provider_links(page)["google"]
+    assert urlsplit(href).path == "/v1/b2b/public/oauth/google/start" and callback_params(href)["slug"] == "acme"
+    back = idp_sign_in(b, href, ALICE)
+    assert callback_params(back)["stytch_token_type"] == "oauth"
+    p = client_params(follow_to_client(b, b.get(back)), c)
+    idt = jwt_claims(redeem(live, c, p["code"], v)["id_token"])
+    assert idt["organization_slug"] == "acme" and idt["sub"] == member(live, ALICE, "acme")["member_id"]
+
+
+def test_authorize_naming_an_organization_id(live, make_client):
+    """``organization_id=…`` names the organization too: the start URL carries it."""
+    c = make_client(client_type="first_party")
+    acme_id = organization(live, "acme")["organization_id"]
+    b = Browser(live, ALICE)
+    _, ch = pkce_pair()
+    page = b.get(login_location(authorize(b, auth_params(c, ch, organization_id=acme_id))))
+    q = callback_params(provider_links(page)["google"])
+    assert q["organization_id"] == acme_id and "slug" not in q
+    assert "Sign in to Acme" in page.text
+
+
+def test_member_of_another_organization_must_log_in_again(live, make_client):
+    """A member signed in to Globex, sent to an ``organization_slug=acme`` request,
+    logs in again (prompt=none: login_required), this time to Acme."""
+    email = jit_email()
+    c = make_client(client_type="first_party")
+    b = signed_in(live, email)
+    assert cookie_session(b)["member"]["organization_slug"] == "globex"
+    v, ch = pkce_pair()
+    p = client_params(authorize(b, auth_params(c, ch, organization_slug="acme", prompt="none", state="s-o")), c)
+    assert p["error"] == "login_required" and p["state"] == "s-o" and p["iss"] == live.url
+    resp = authorize(b, auth_params(c, ch, organization_slug="acme"))
+    page = b.get(login_location(resp))
+    assert callback_params(provider_links(page)["google"])["slug"] == "acme"
+    p = client_params(follow_to_client(b, b.get(idp_sign_in(b, provider_links(page)["google"], ALICE))), c)
+    assert jwt_claims(redeem(live, c, p["code"], v)["id_token"])["organization_slug"] == "acme"
+
+
+# --- Step-up: email one-time passcode ------------------------------------------------------
+
+
+def test_step_up_by_email_passcode(live, make_client):
+    """DESIGN §1 Step-up, §7: Stytch says member_authenticated=false; the page
+    explains in plain words; a wrong code keeps the page with an error; "send a new
+    code" sends one; the right code leads on to consent and a code."""
+    c = make_client()
+    b = Browser(live, BOB)
+    v, ch = pkce_pair()
+    with step_up_required(live, "acme.test"):
+        _, cb = to_callback(b, authorize(b, auth_params(c, ch, state="s-step")), BOB)
+        picker = b.get(cb.headers["Location"])
+        sent = pick(b, picker, organization(live, "acme")["organization_id"])
+        assert sent.status_code == 303 and sent.headers["Location"] == "/login/step-up"
+        assert "member" not in cookie_session(b)  # no full session yet
+        page = b.get("/login/step-up")
+        assert page.status_code == 200
+        assert "Confirm your email" in page.text
+        assert re.search(r"Acme asks you to confirm that <strong>bob@acme\.test</strong> is yours", page.text)
+        assert "We sent a 6-digit code" in page.text and 'name="code"' in page.text
+        first = outbox_code(live, BOB)
+        assert first and len(first) == 6
+
+        wrong = "000000" if first != "000000" else "111111"
+        resp = b.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "code": wrong})
+        assert resp.status_code == 400 and 'role="alert"' in resp.text and "not right" in resp.text
+        assert 'name="code"' in resp.text and 'name="resend"' in resp.text
+        resp = b.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "code": "12ab"})
+        assert resp.status_code == 400 and "6-digit code" in resp.text and 'name="code"' in resp.text
+
+        resp = b.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "resend": "1"})
+        assert resp.status_code == 200 and "We sent a new code." in resp.text
+        second = outbox_code(live, BOB)
+        messages = requests.get(live.stytch_url + "/emulator/outbox", params={"email": BOB}, timeout=10).json()
+        assert messages["messages"][-1]["code"] == second
+        if second != first:  # only the newest code is valid
+            old = b.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "code": first})
+            assert old.status_code == 400 and 'name="code"' in old.text
+
+        assert counts(live)["authorization_codes"] == 0
+        ok = b.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "code": second})
+        assert ok.status_code == 303 and ok.headers["Location"].startswith("/oauth/authorize?pending=")
+    p = client_params(follow_to_client(b, ok), c)
+    assert p["state"] == "s-step"
+    tokens = redeem(live, c, p["code"], v)
+    _, claims = stytch_session(b)
+    methods = {f["type"] for f in claims["https://stytch.com/session"]["authentication_factors"]}
+    assert methods == {"oauth", "email_otp"}
+    assert jwt_claims(tokens["id_token"])["auth_time"] == stytch_auth_time(claims)
+
+
+def test_step_up_after_too_many_wrong_codes_a_new_code_works(live):
+    """Stytch locks a passcode after five wrong tries: the member stays on the
+    step-up page, told to send a new code, and the new code signs them in."""
+    email = jit_email()
+    b = Browser(live, email)
+    with step_up_required(live, "globex.test"):
+        page = b.get("/login")
+        b.get(idp_sign_in(b, provider_links(page)["google"], email))
+        picker = b.get("/login/organizations")
+        assert pick(b, picker, organization(live, "globex")["organization_id"]).status_code == 303
+        page = b.get("/login/step-up")
+        token = CSRF.search(page.text).group(1)
+        code = outbox_code(live, email)
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(5):
+            assert b.post("/login/step-up", {"csrf_token": token, "code": wrong}).status_code == 400
+        locked = b.post("/login/step-up", {"csrf_token": token, "code": code})
+        assert locked.status_code == 400, locked.text[:300]
+        assert 'name="resend"' in locked.text and "new code" in locked.text
+        assert b.post("/login/step-up", {"csrf_token": token, "resend": "1"}).status_code == 200
+        ok = b.post("/login/step-up", {"csrf_token": token, "code": outbox_code(live, email)})
+    assert ok.status_code == 303 and ok.headers["Location"] == "/login/done"
+    assert cookie_session(b)["member"]["email"] == email
+
+
+# --- prompt=none, prompt=login, max_age with the Stytch session -----------------------------
+
+
+def test_prompt_none_without_session_is_login_required(live, make_client, browser):
+    """A.22 #102: no Stytch session → login_required, with iss and state, no UI."""
+    for client_type in ("first_party", "third_party"):
+        c = make_client(client_type=client_type)
+        p = prompt_none(browser, c, state="s-102")
+        assert (p["error"], p["state"], p["iss"]) == ("login_required", "s-102", live.url) and "code" not in p
+    assert counts(live)["pending_authorizations"] == 0
+
+
+def test_prompt_none_with_session_needs_consent_then_issues_code(live, make_client):
+    """A.22 #102: a session but no consent → consent_required (iss, state); once
+    consent is remembered, prompt=none issues a code silently."""
+    c = make_client()
+    b = signed_in(live, BOB)
+    p = prompt_none(b, c, state="s-cr")
+    assert (p["error"], p["state"], p["iss"]) == ("consent_required", "s-cr", live.url)
+    assert counts(live)["authorization_codes"] == 0
+    v, ch = pkce_pair()
+    client_params(b.authorize(auth_params(c, ch)), c)
+    p = prompt_none(b, c, state="s-ok")
+    assert "code" in p and p["state"] == "s-ok" and p["iss"] == live.url
+
+
+def test_prompt_login_and_max_age_force_a_new_stytch_login(live, make_client):
+    """A.22 #103/#105, A.21 #97: prompt=login and an exceeded max_age send the member
+    through Stytch again, and the id token's auth_time moves forward to the new
+    Stytch authentication."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    p = client_params(b.authorize(auth_params(c, ch)), c)
+    first = jwt_claims(redeem(live, c, p["code"], v)["id_token"])["auth_time"]
+
+    with later(120):
+        resp = authorize(b, auth_params(c, ch, prompt="login"))
+        login_location(resp)  # a live session, yet the login page
+        p = client_params(b.authorize(auth_params(c, ch, prompt="login")), c)
+        second = jwt_claims(redeem(live, c, p["code"], v)["id_token"])["auth_time"]
+        assert second == stytch_auth_time(stytch_session(b)[1])
+        assert second >= first + 119
+        # Within max_age the session is used as it is.
+        p = client_params(authorize(b, auth_params(c, ch, max_age="600")), c)
+        assert jwt_claims(redeem(live, c, p["code"], v)["id_token"])["auth_time"] == second
+
+    with later(400):
+        login_location(authorize(b, auth_params(c, ch, max_age="200")))
+        p = client_params(b.authorize(auth_params(c, ch, max_age="200")), c)
+        third = jwt_claims(redeem(live, c, p["code"], v)["id_token"])["auth_time"]
+        assert third == stytch_auth_time(stytch_session(b)[1])
+        assert third >= second + 270
+
+
+# --- Logout ------------------------------------------------------------------------------
+
+
+def test_logout_revokes_the_stytch_session(live, make_client):
+    """A.25 #119: POST /logout (with CSRF) ends our session and revokes the Stytch
+    session; afterwards prompt=none gets login_required."""
+    c = make_client(client_type="first_party")
+    b = signed_in(live, BOB)
+    session_id = stytch_session(b)[1]["https://stytch.com/session"]["id"]
+    assert session_id in live_session_ids(live)
+    assert "code" in prompt_none(b, c)
+
+    page = b.get("/logout")
+    assert page.status_code == 200 and 'name="csrf_token"' in page.text
+    refused = b.post("/logout", {})
+    assert_page(refused, 400, "This form has expired")
+    assert session_id in live_session_ids(live) and "code" in prompt_none(b, c)
+
+    out = b.post("/logout", {"csrf_token": CSRF.search(page.text).group(1)})
+    assert out.status_code == 200 and "You are signed out" in out.text
+    assert session_id not in live_session_ids(live)
+    assert prompt_none(b, c)["error"] == "login_required"
+
+
+# --- A member removed in Stytch -------------------------------------------------------------
+
+
+def test_member_removed_in_stytch_cannot_refresh(live, make_server_with, make_client):
+    """A.3 #45 / checklist "Org membership": once Stytch deletes the member, the
+    refresh grant answers invalid_grant, revokes the grant (audit grant_revoked), and
+    introspection reports the member's tokens inactive."""
+    srv = make_server_with(member_check_seconds=0)
+    c = make_client()
+    rs = make_client(grant_types=("client_credentials",), redirect_uris=())
+    email = jit_email()
+    b = Browser(srv, email)
+    v, ch = pkce_pair()
+    p = client_params(b.authorize(auth_params(c, ch, scope="openid email")), c)
+    tokens = redeem(srv, c, p["code"], v)
+    m = member(live, email, "globex")
+
+    def refresh(token):
+        return requests.post(srv.url + "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": token},
+                             auth=(c.client_id, c.client_secret), timeout=10)
+
+    def active(token):
+        r = requests.post(srv.url + "/oauth/introspect", data={"token": token},
+                          auth=(rs.client_id, rs.client_secret), timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()["active"]
+
+    ok = refresh(tokens["refresh_token"])
+    assert ok.status_code == 200, ok.text
+    tokens = ok.json()
+    assert active(tokens["access_token"]) and active(tokens["refresh_token"])
+
+    stytch_client(live).organizations.members.delete(organization_id=m["organization_id"], member_id=m["member_id"])
+
+    assert active(tokens["access_token"]) is False
+    assert active(tokens["refresh_token"]) is False
+    resp = refresh(tokens["refresh_token"])
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant", resp.text
+    revoked = audit_events(srv, "grant_revoked")
+    assert [(e.subject, e.details.get("reason")) for e in revoked] == [(m["member_id"], "member_inactive")]
+    s = srv.db.session
+    try:
+        grant = s.get(Grant, revoked[0].grant_id)
+        assert grant.revoked_at is not None and grant.revoked_reason == "member_inactive"
+    finally:
+        s.remove()
+    # The member's browser session went with it (Stytch revoked every session).
+    assert m["member_id"] not in {x["member_id"] for x in emulator_state(live)["sessions"]}
+
+
+# --- The Stytch session JWT: local check, renewal, revocation --------------------------------
+
+
+def test_stale_session_jwt_is_renewed_through_stytch(live, make_client):
+    """DESIGN §1: the session JWT lives 5 minutes; past that, the next request renews
+    it with sessions.authenticate and the member stays signed in (and keeps the
+    original auth_time)."""
+    c = make_client(client_type="first_party")
+    b = signed_in(live, BOB)
+    old_token, old = stytch_session(b)
+    auth_time = cookie_session(b)["member"]["auth_time"]
+    with later(JWT_LIFETIME + 60):
+        p = prompt_none(b, c)
+        assert "code" in p, p
+        token, new = stytch_session(b)
+        assert new["jti"] != old["jti"] and new["exp"] > old["exp"] + JWT_LIFETIME
+        assert new["https://stytch.com/session"]["id"] == old["https://stytch.com/session"]["id"]
+        assert token == old_token
+        assert cookie_session(b)["member"]["auth_time"] == auth_time
+        # A fresh JWT is checked locally: no renewal on the next request.
+        assert "code" in prompt_none(b, c)
+        assert stytch_session(b)[1]["jti"] == new["jti"]
+
+
+def test_session_revoked_in_stytch_is_noticed_once_the_jwt_is_stale(live, make_client):
+    """DESIGN §1: a session revoked in Stytch keeps working only while its JWT is
+    fresh (local check); once stale, the renewal fails and the member logs in again."""
+    c = make_client(client_type="first_party")
+    b = signed_in(live, BOB)
+    token, claims = stytch_session(b)
+    stytch_client(live).sessions.revoke(session_token=token)
+    assert claims["https://stytch.com/session"]["id"] not in live_session_ids(live)
+    assert "code" in prompt_none(b, c)  # the JWT is still fresh
+    with later(JWT_LIFETIME + 60):
+        p = prompt_none(b, c, state="s-rev")
+        assert p["error"] == "login_required" and p["state"] == "s-rev"
+        _, ch = pkce_pair()
+        login_location(authorize(b, auth_params(c, ch)))
+
+
+# --- Bad and hostile input at the login routes ----------------------------------------------
+
+
+@pytest.mark.parametrize("query", [
+    "",
+    "stytch_token_type=discovery_oauth",
+    "stytch_token_type=discovery_oauth&token=",
+    "token=abc",
+    "stytch_token_type=sso&token=" + "A" * 44,
+    "stytch_token_type=multi_tenant_magic_links&token=" + "A" * 44,
+    "stytch_token_type=discovery_oauth&token=" + "A" * 600,
+])
+def test_callback_without_a_usable_token(live, browser, query):
+    """/login/callback with no token, an empty or over-long one, or a token type we
+    do not handle: an error page, nothing stored."""
+    resp = browser.get("/login/callback?" + query)
+    assert_page(resp, 400, "This sign-in link is not valid")
+    assert "Start the sign-in again" in resp.text
+    assert browser.http.cookies.get("authz_session") is None or "member" not in cookie_session(browser)
+    assert set(counts(live).values()) == {0}
+
+
+@pytest.mark.parametrize("token_type", ["discovery_oauth", "oauth"])
+def test_callback_with_an_unknown_token(live, browser, token_type):
+    """A token Stytch never issued: Stytch's oauth_token_not_found becomes a page."""
+    resp = browser.get(f"/login/callback?stytch_token_type={token_type}&token={secrets.token_urlsafe(33)}")
+    assert_page(resp, 400, "This sign-in link was already used")
+
+
+def test_callback_token_reused(live, make_client):
+    """A Stytch token is single use: replaying the callback URL (another browser
+    too) gets a page, signs nobody in, stores nothing."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    _, ch = pkce_pair()
+    resp = authorize(b, auth_params(c, ch))
+    page = b.get(login_location(resp))
+    back = idp_sign_in(b, provider_links(page)["google"], ALICE)
+    assert b.get(back).status_code == 303
+    before = counts(live)
+    assert_page(b.get(back), 400, "This sign-in link was already used")
+    thief = Browser(live)
+    assert_page(thief.get(back), 400, "This sign-in link was already used")
+    assert thief.http.cookies.get("authz_session") is None or "member" not in cookie_session(thief)
+    assert counts(live) == before
+
+
+def test_callback_with_token_of_the_other_flow(live, browser):
+    """A discovery token sent as an organization-flow token (type swapped) is
+    refused by Stytch: a page, not a 500."""
+    page = browser.get("/login")
+    back = idp_sign_in(browser, provider_links(page)["google"], ALICE)
+    swapped = back.replace("stytch_token_type=discovery_oauth", "stytch_token_type=oauth")
+    assert_page(browser.get(swapped), 400)
+    assert "member" not in cookie_session(browser)
+
+
+def test_picker_refuses_an_organization_not_discovered(live, make_client):
+    """A forged ``organization_id`` (Globex, which alice was not offered, or junk)
+    in the picker POST: a page; no Stytch session, no code, nothing stored."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    _, ch = pkce_pair()
+    _, cb = to_callback(b, authorize(b, auth_params(c, ch)), ALICE)
+    picker = b.get(cb.headers["Location"])
+    sessions_before = live_session_ids(live)
+    before = counts(live)
+    for forged in (organization(live, "globex")["organization_id"], "organization-test-forged", "", "x" * 5000):
+        resp = pick(b, picker, forged)
+        assert_page(resp, 400, "You cannot join that organization")
+    assert live_session_ids(live) == sessions_before
+    assert counts(live) == before and "member" not in cookie_session(b)
+    # The real choice still works afterwards.
+    assert pick(b, picker, organization(live, "acme")["organization_id"]).status_code == 303
+
+
+def test_tampered_session_cookie_is_treated_as_signed_out(live, make_client):
+    """A session cookie with one character changed fails its signature: the member
+    is signed out (login page, login_required), the picker has nothing in progress,
+    and nothing answers 500."""
+    c = make_client(client_type="first_party")
+    b = signed_in(live, ALICE)
+    raw = b.http.cookies.get("authz_session")
+    i = len(raw) // 2
+    flipped = raw[:i] + ("A" if raw[i] != "A" else "B") + raw[i + 1:]
+    for cookie in b.http.cookies:
+        if cookie.name == "authz_session":
+            cookie.value = flipped
+    assert b.http.cookies.get("authz_session") == flipped
+    assert prompt_none(b, c)["error"] == "login_required"
+    _, ch = pkce_pair()
+    login_location(authorize(b, auth_params(c, ch)))
+    assert_page(b.get("/login/organizations"), 400, "Your sign-in has expired")
+    assert_page(b.get("/login/step-up"), 400, "Your sign-in has expired")
+    assert_page(b.post("/logout", {"csrf_token": "x"}), 400, "This form has expired")
+
+
+def test_expired_intermediate_session(live, make_client):
+    """Stytch's intermediate session lives 10 minutes: picking an organization later
+    gets "Your sign-in has expired", and nothing is stored."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    _, ch = pkce_pair()
+    _, cb = to_callback(b, authorize(b, auth_params(c, ch)), ALICE)
+    picker = b.get(cb.headers["Location"])
+    before = counts(live)
+    with later(11 * 60):
+        resp = pick(b, picker, organization(live, "acme")["organization_id"])
+        assert_page(resp, 400, "Your sign-in has expired")
+        assert "Start the sign-in again" in resp.text
+        assert "member" not in cookie_session(b)
+    assert counts(live) == before
+
+
+def test_unknown_organization_slug(live, make_client, browser):
+    """A Stytch error (organization_not_found) at /org/nope/login and for an
+    authorization request naming an unknown organization: a page that says so."""
+    resp = assert_page(browser.get("/org/nope/login"), 400, "Unknown organization")
+    assert "does not exist" in resp.text
+    c = make_client(client_type="first_party")
+    _, ch = pkce_pair()
+    resp = authorize(browser, auth_params(c, ch, organization_slug="nope"))
+    assert_page(browser.get(login_location(resp)), 400, "Unknown organization")
+    assert counts(live)["authorization_codes"] == 0
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stytch_unreachable_shows_a_503_page(live, make_server_with, make_client):
+    """Stytch refusing connections: the organization login page and the callback
+    answer a 503 page that says what happened and what to do; nothing stored."""
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")
+    c = make_client(client_type="first_party")
+    b = Browser(down, ALICE)
+    for path in ("/org/acme/login", "/login/callback?stytch_token_type=discovery_oauth&token=" + "A" * 44,
+                 "/login/callback?stytch_token_type=oauth&token=" + "A" * 44):
+        resp = assert_page(b.get(path), 503, "Sign-in is unavailable")
+        assert "could not reach our sign-in provider" in resp.text and "Wait a moment and try again" in resp.text
+    _, ch = pkce_pair()
+    resp = authorize(b, auth_params(c, ch, organization_slug="acme"))
+    assert_page(b.get(login_location(resp)), 503, "Sign-in is unavailable")
+    assert counts(down)["authorization_codes"] == 0
+
+
+def test_stytch_unreachable_with_a_session_shows_a_503_page(live, make_server_with, make_client):
+    """A member whose Stytch session must be checked while Stytch is down gets the
+    503 page (or, with prompt=none, an error redirect), never a 500."""
+    c = make_client(client_type="first_party")
+    b = signed_in(live, BOB)
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")
+    other = Browser(down, BOB)
+    other.http.cookies = b.http.cookies  # the same cookie: same signing key
+    _, ch = pkce_pair()
+    resp = authorize(other, auth_params(c, ch))
+    assert_page(resp, 503, "Sign-in is unavailable")
+    assert counts(down)["authorization_codes"] == 0
+
+
+def test_stytch_timeout_shows_a_503_page(live, make_server_with, monkeypatch):
+    """Stytch accepting the connection but never answering: the gateway's timeout
+    turns it into the 503 page (the timeout is shortened for the test)."""
+    from authz_server.identity import gateway
+
+    monkeypatch.setattr(gateway, "TIMEOUT_SECONDS", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        down = make_server_with(stytch_environment=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        b = Browser(down, ALICE)
+        started = time.monotonic()
+        resp = b.get("/login/callback?stytch_token_type=discovery_oauth&token=" + "A" * 44)
+        assert_page(resp, 503, "Sign-in is unavailable")
+        assert time.monotonic() - started < 5
+    finally:
+        silent.close()
+
+
+def test_missing_or_unknown_pending_request(live, make_client, browser):
+    """An unknown pending id at /oauth/authorize is a page; a login whose pending
+    request vanished ends signed in on "You are signed in", with no code stored."""
+    assert_page(browser.get("/oauth/authorize?pending=p-unknown"), 400, "This sign-in has expired")
+    assert_page(browser.get("/oauth/authorize?pending=" + "x" * 500), 400, "This sign-in has expired")
+    resp = browser.post("/oauth/authorize/consent", {"csrf_token": "x", "pending": "p-unknown", "decision": "allow"})
+    assert_page(resp, 400)
+    page = browser.get("/login?pending=p-unknown")
+    assert page.status_code == 200
+    done = browser.finish_login(browser.get(idp_sign_in(browser, provider_links(page)["google"], ALICE)), ALICE)
+    assert done.status_code == 303 and done.headers["Location"] == "/login/done"
+    assert browser.get("/login/done").status_code == 200
+    assert counts(live)["authorization_codes"] == 0 and counts(live)["pending_authorizations"] == 0
+
+
+def test_picker_and_step_up_posts_need_csrf(live, make_client):
+    """The picker and step-up forms change state: without the CSRF token they are
+    refused with a page and nothing happens (the sign-in can go on afterwards)."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, BOB)
+    _, ch = pkce_pair()
+    with step_up_required(live, "acme.test"):
+        _, cb = to_callback(b, authorize(b, auth_params(c, ch)), BOB)
+        picker = b.get(cb.headers["Location"])
+        acme_id = organization(live, "acme")["organization_id"]
+        sessions = live_session_ids(live)
+        for data in ({"organization_id": acme_id}, {"organization_id": acme_id, "csrf_token": "forged"},
+                     {"create_organization": "1", "organization_name": "Evil Corp"}):
+            assert_page(b.post("/login/organizations", data), 400, "This form has expired")
+        assert live_session_ids(live) == sessions
+        assert not [o for o in emulator_state(live)["organizations"] if o["organization_name"] == "Evil Corp"]
+
+        assert pick(b, picker, acme_id).headers["Location"] == "/login/step-up"
+        page = b.get("/login/step-up")
+        code = outbox_code(live, BOB)
+        sent = len(requests.get(live.stytch_url + "/emulator/outbox", params={"email": BOB}, timeout=10)
+                   .json()["messages"])
+        assert_page(b.post("/login/step-up", {"code": code}), 400, "This form has expired")
+        assert_page(b.post("/login/step-up", {"resend": "1"}), 400, "This form has expired")
+        assert len(requests.get(live.stytch_url + "/emulator/outbox", params={"email": BOB}, timeout=10)
+                   .json()["messages"]) == sent
+        assert "member" not in cookie_session(b) and counts(live)["authorization_codes"] == 0
+        ok = b.post("/login/step-up", {"csrf_token": CSRF.search(page.text).group(1), "code": code})
+    assert ok.status_code == 303 and ok.headers["Location"].startswith("/oauth/authorize?pending=")
+
+
+def test_login_pages_without_a_sign_in_in_progress(live, browser):
+    """The picker and the step-up page opened directly (no sign-in in progress):
+    a page that says to start again."""
+    for method in ("get", "post"):
+        call = getattr(browser, method)
+        args = ({"organization_id": "x", "csrf_token": "x"},) if method == "post" else ()
+        assert_page(call("/login/organizations", *args), 400, "Your sign-in has expired")
+        assert_page(call("/login/step-up", *args), 400, "Your sign-in has expired")
