@@ -63,9 +63,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         server.membership = MembershipCache(gateway, settings.member_check_seconds)
 
     from . import errors
-    from .web import authorize, endpoints, login, wellknown
+    from .web import authorize, endpoints, login, registration, wellknown
 
-    for bp in (authorize.bp, endpoints.bp, login.bp, wellknown.bp):
+    for bp in (authorize.bp, endpoints.bp, login.bp, registration.bp, wellknown.bp):
         app.register_blueprint(bp)
     from .oauth.endpoints.end_session import EndSessionEndpoint
 

@@ -226,6 +226,23 @@ def clients_delete(client_id, yes):
         click.echo("deleted " + client_id)
 
 
+@clients.command("gc")
+@click.option("--dry-run", is_flag=True, help="list what would be deleted, delete nothing")
+@click.option("--older-than-days", type=click.IntRange(min=1),
+              help="default: AUTHZ_DCR_CLIENT_TTL_DAYS (7)")
+def clients_gc(dry_run, older_than_days):
+    """Delete dynamically registered clients that never got a token (run it daily)."""
+    from .storage import clients as store
+
+    with _Ctx() as ctx:
+        days = older_than_days or ctx.settings.dcr_client_ttl_days
+        ids = store.collect_garbage(ctx.db.session, ttl_days=days, dry_run=dry_run)
+        for client_id in ids:
+            click.echo(("would delete " if dry_run else "deleted ") + client_id)
+        click.echo(f"{len(ids)} never-used dynamically registered client(s) older than {days} day(s)"
+                   + (" (dry run)" if dry_run else ""))
+
+
 # --- resources -------------------------------------------------------------------
 @main.group()
 def resources():

@@ -36,14 +36,14 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _int(env, name, default):
+def _int(env, name, default, unit="seconds"):
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer number of seconds, got {raw!r}") from None
+        raise ConfigError(f"{name} must be an integer number of {unit}, got {raw!r}") from None
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {value}")
     return value
@@ -86,6 +86,19 @@ class Settings:
     # How long a member's "still active in Stytch" answer is trusted by the
     # refresh grant and introspection (seconds; DESIGN §6 short TTL caches).
     member_check_seconds: int = 60
+
+    # Dynamic client registration (RFC 7591/7592, spec-checklist A.14/A.15):
+    # "open" (default: MCP clients cannot obtain an initial access token, C-2),
+    # "token" (an initial access token from registration_initial_tokens as a
+    # Bearer token, RFC 7591 §3) or "off" (no endpoint, not advertised).
+    registration_policy: str = "open"
+    registration_initial_tokens: tuple = ()
+    # New registrations per minute per source address (a token bucket, burst =
+    # one minute's worth; 0 = unlimited). In-process: per node until Redis backs it.
+    registration_rate: int = 20
+    # Dynamically registered clients that never got a token are deleted by
+    # `authz-server clients gc` this many days after registration (0 = never; C-14).
+    dcr_client_ttl_days: int = 7
 
     sql_count: bool = False
     extra: dict = field(default_factory=dict)
@@ -141,6 +154,13 @@ class Settings:
             default_audience=get("AUTHZ_DEFAULT_AUDIENCE"),
             allow_organization_creation=(get("AUTHZ_ALLOW_ORGANIZATION_CREATION") or "1") not in ("0", "false", "no"),
             member_check_seconds=_int(env, "AUTHZ_MEMBER_CHECK_SECONDS", defaults.member_check_seconds),
+            registration_policy=(get("AUTHZ_REGISTRATION") or defaults.registration_policy).strip().lower(),
+            registration_initial_tokens=tuple(
+                t.strip() for t in (get("AUTHZ_REGISTRATION_INITIAL_TOKENS") or "").split(",") if t.strip()
+            ),
+            registration_rate=_int(env, "AUTHZ_REGISTRATION_RATE", defaults.registration_rate,
+                                   "registrations per minute"),
+            dcr_client_ttl_days=_int(env, "AUTHZ_DCR_CLIENT_TTL_DAYS", defaults.dcr_client_ttl_days, "days"),
             sql_count=get("AUTHZ_SQL_COUNT") == "1",
         )
         settings.validate()
@@ -198,5 +218,12 @@ class Settings:
             problems.append("AUTHZ_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
         if self.access_token_ttl == 0:
             problems.append("AUTHZ_ACCESS_TOKEN_TTL must be positive")
+        if self.registration_policy not in ("open", "token", "off"):
+            problems.append("AUTHZ_REGISTRATION must be open, token or off")
+        elif self.registration_policy == "token" and not self.registration_initial_tokens:
+            problems.append("AUTHZ_REGISTRATION=token needs AUTHZ_REGISTRATION_INITIAL_TOKENS "
+                            "(comma-separated initial access tokens)")
+        if any(len(t) < 16 for t in self.registration_initial_tokens):
+            problems.append("each AUTHZ_REGISTRATION_INITIAL_TOKENS entry must have at least 16 characters")
         if problems:
             raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))

@@ -189,3 +189,33 @@ def test_production_requires_stytch_settings(missing):
 def test_production_refuses_the_emulator(environment):
     """A production configuration refuses an emulator URL as its Stytch environment."""
     refused(lambda: Settings.from_env(prod_env(STYTCH_ENVIRONMENT=environment)), "STYTCH_ENVIRONMENT")
+
+
+# --- dynamic client registration (spec-checklist A.14, C-2, C-14) ----------------------------
+
+def test_a14_registration_settings_defaults_and_parsing():
+    """Documented defaults: open registration, 20 registrations a minute per
+    source, never-used DCR clients collected after 7 days; the environment names
+    of the README are read (policy case-insensitive, tokens comma-separated)."""
+    s = Settings.from_env(prod_env())
+    assert (s.registration_policy, s.registration_initial_tokens, s.registration_rate,
+            s.dcr_client_ttl_days) == ("open", (), 20, 7)
+    tokens = "a" * 20 + " , " + "b" * 20 + ","
+    s = Settings.from_env(prod_env(AUTHZ_REGISTRATION="Token", AUTHZ_REGISTRATION_INITIAL_TOKENS=tokens,
+                                   AUTHZ_REGISTRATION_RATE="5", AUTHZ_DCR_CLIENT_TTL_DAYS="30"))
+    assert (s.registration_policy, s.registration_initial_tokens, s.registration_rate,
+            s.dcr_client_ttl_days) == ("token", ("a" * 20, "b" * 20), 5, 30)
+    assert Settings.from_env(prod_env(AUTHZ_REGISTRATION="off")).registration_policy == "off"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"AUTHZ_REGISTRATION": "closed"}, "AUTHZ_REGISTRATION must be open, token or off"),
+    ({"AUTHZ_REGISTRATION": "token"}, "needs AUTHZ_REGISTRATION_INITIAL_TOKENS"),
+    ({"AUTHZ_REGISTRATION": "token", "AUTHZ_REGISTRATION_INITIAL_TOKENS": "short"}, "at least 16 characters"),
+    ({"AUTHZ_REGISTRATION_RATE": "fast"}, "integer number of registrations per minute"),
+    ({"AUTHZ_DCR_CLIENT_TTL_DAYS": "-1"}, "must not be negative"),
+])
+def test_a14_bad_registration_settings_are_refused(env, words):
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env(prod_env(**env))
+    assert words in str(e.value)

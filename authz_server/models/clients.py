@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 import hmac
 
-from sqlalchemy import JSON, Boolean, String, Text
+from sqlalchemy import JSON, Boolean, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, UTCDateTime, utcnow
@@ -55,6 +55,23 @@ class Client(Base):
     secret_rotated_at = mapped_column(UTCDateTime)
     disabled_at = mapped_column(UTCDateTime)
 
+    # --- Dynamic registration (RFC 7591 / RFC 7592) -----------------------
+    # "admin" (CLI, admin API) or "dcr" (POST /oauth/register).
+    registered_via: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    # OIDC Registration §2: "web" or "native"; None for admin clients.
+    application_type: Mapped[str | None] = mapped_column(String(16))
+    # RFC 7592 §3: the registration access token, as a SHA-256 digest (DESIGN §2).
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
+    # Keyed digest of the registering address, and digest of the effective
+    # metadata: identical public registrations from one source share a client.
+    registration_source: Mapped[str | None] = mapped_column(String(64))
+    registration_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # When a token was last issued to the client (refreshed at most daily, for
+    # DCR clients only): `clients gc` deletes DCR clients that never got one.
+    last_used_at = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_clients_registration_dedup", "registration_source", "registration_fingerprint"),)
+
     # --- Domain helpers -------------------------------------------------
     @property
     def type(self) -> ClientType:
@@ -93,5 +110,8 @@ class Client(Base):
             "organization_id": self.organization_id,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "disabled": self.disabled_at is not None,
+            "registered_via": self.registered_via if self.registered_via != "admin" else None,
+            "application_type": self.application_type,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
         }
         return {k: v for k, v in data.items() if v not in (None, "")}

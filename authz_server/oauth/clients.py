@@ -33,6 +33,9 @@ class OAuthClient(ClientMixin):
     organization_id: str | None
     id_token_signed_response_alg: str | None
     require_auth_time: bool
+    registered_via: str = "admin"
+    application_type: str | None = None
+    last_used_at: object = None
 
     @classmethod
     def from_model(cls, m: Client) -> "OAuthClient":
@@ -51,6 +54,9 @@ class OAuthClient(ClientMixin):
             organization_id=m.organization_id,
             id_token_signed_response_alg=m.id_token_signed_response_alg,
             require_auth_time=bool(m.require_auth_time),
+            registered_via=m.registered_via or "admin",
+            application_type=m.application_type,
+            last_used_at=m.last_used_at,
         )
 
     @property
@@ -60,6 +66,11 @@ class OAuthClient(ClientMixin):
     @property
     def is_first_party(self) -> bool:
         return self.client_type.startswith("first_party")
+
+    @property
+    def is_dynamic(self) -> bool:
+        """Registered through RFC 7591: its metadata is self-asserted (RFC 7591 §5)."""
+        return self.registered_via == "dcr"
 
     # --- Authlib ClientMixin ----------------------------------------------
     def get_client_id(self):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..storage import audit, grants as grant_store
+from ..storage import audit, clients as client_store, grants as grant_store
 from . import claims as claim_rules
 from . import scopes as scope_rules
 
@@ -54,6 +54,9 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
             access_token=at,
             user_claims=claim_rules.id_token_claims(member_claims or {}, scope_rules.split(scope)),
         )
+    # A dynamically registered client that got a token is no garbage (C-14).
+    if client_store.mark_used(session, client):
+        server.clients.invalidate(client.client_id)
     audit.record(
         session, "token_issued", client_id=client.client_id, subject=subject, organization_id=organization_id,
         grant_id=grant_id, grant_type=grant_type, jti=at_claims["jti"],

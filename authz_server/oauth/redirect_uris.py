@@ -19,6 +19,10 @@ def validate_registration(uri: str) -> str | None:
     """
     if not isinstance(uri, str) or not uri or len(uri) > 2000 or any(c.isspace() for c in uri):
         return "must be a non-empty absolute URI without spaces"
+    # A NUL or other control character is no URI character (RFC 3986 §2), and
+    # Postgres cannot even store a NUL.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        return "must not contain control characters"
     try:
         parts = urlsplit(uri)
     except ValueError:

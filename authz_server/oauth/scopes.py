@@ -3,7 +3,8 @@
 Policy (documented defaults):
 - A requested scope must be in the catalog: the built-in OIDC scopes plus the
   scopes of registered resources. A client registered with a scope list may only
-  ask within it; a client registered with none may ask for any catalog scope.
+  ask within it; a client registered with none may ask for any catalog scope,
+  and so may a dynamically registered client, whose list is only its default.
 - No ``scope`` at /authorize means the client's registered scopes, or ``openid``
   when it registered none (RFC 6749 §3.3 allows a documented default).
 """
@@ -53,7 +54,10 @@ def resolve_requested(session, client, requested: str | None) -> list[str] | Non
     if not scopes:
         return list(client.scopes) if client.scopes else [DEFAULT_SCOPE]
     known = catalog(session)
-    allowed = set(client.scopes) if client.scopes else set(known)
+    # A dynamically registered client's scope is self-asserted (RFC 7591 §5) and
+    # only its default: step-up asks for more later (spec-checklist B.6, C-16).
+    limited = client.scopes and getattr(client, "registered_via", "admin") != "dcr"
+    allowed = set(client.scopes) if limited else set(known)
     if any(s not in known or s not in allowed for s in scopes):
         return None
     return scopes

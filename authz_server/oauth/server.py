@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request, Unsupporte
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import request as flask_request
 
+from ..ratelimit import RateLimiter
 from .clients import ClientCache
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
@@ -49,6 +50,8 @@ class AuthzServer(AuthorizationServer):
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
         self.minter = TokenMinter(settings, self.keys)
+        # RFC 7591 registrations that create a client, per source (web.registration).
+        self.registration_limiter = RateLimiter(settings.registration_rate)
         # Set by create_app when Stytch is configured (identity.membership).
         self.membership = None
         self.init_app(app, query_client=self.clients.get, save_token=lambda token, request: None)

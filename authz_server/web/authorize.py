@@ -146,6 +146,8 @@ def _consent_page(row, client, member, scopes, redirect_uri):
         member=member,
         scopes=scope_rules.describe(session, scopes),
         redirect_host=urlsplit(redirect_uri).netloc,
+        # RFC 8252 §7.1 / C-13: a private-use scheme can be claimed by any app on the device.
+        redirect_scheme=urlsplit(redirect_uri).scheme.lower(),
         loopback_only=redirect_uris.all_loopback(list(client.redirect_uris)),
         pending_id=row.id,
         csrf_token=csrf.token(),

@@ -28,7 +28,7 @@ def metadata() -> dict:
     claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", *ORGANIZATION_CLAIMS]
     for names in SCOPE_CLAIMS.values():
         claims.extend(names)
-    return {
+    doc = {
         "issuer": iss,
         "authorization_endpoint": f"{iss}/oauth/authorize",
         "token_endpoint": f"{iss}/oauth/token",
@@ -37,6 +37,9 @@ def metadata() -> dict:
         "revocation_endpoint": f"{iss}/oauth/revoke",
         "introspection_endpoint": f"{iss}/oauth/introspect",
         "end_session_endpoint": f"{iss}/oauth/logout",
+        # RFC 8414 §2 / RFC 7591 §3: only while registration is on (C-2: never
+        # advertise an endpoint that answers 404).
+        "registration_endpoint": f"{iss}/oauth/register" if s.registration_policy != "off" else None,
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -54,6 +57,7 @@ def metadata() -> dict:
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,
     }
+    return {k: v for k, v in doc.items() if v is not None}
 
 
 def _path_suffix() -> str:

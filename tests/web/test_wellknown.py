@@ -157,8 +157,11 @@ def test_a13_71_required_and_recommended_members(live, docs):
     assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
     assert {"openid", "profile", "email", "offline_access"} <= set(doc["scopes_supported"])
     assert doc["authorization_response_iss_parameter_supported"] is True
+    # Dynamic registration is open by default (RFC 7591 §3, C-2); AUTHZ_REGISTRATION=off
+    # removes it (tests/oauth/test_registration.py).
+    assert doc["registration_endpoint"] == iss + "/oauth/register"
     # Not built yet: advertising them would send clients to a 404 (checklist C-2).
-    for absent in ("registration_endpoint", "device_authorization_endpoint",
+    for absent in ("device_authorization_endpoint",
                    "pushed_authorization_request_endpoint", "dpop_signing_alg_values_supported"):
         assert absent not in doc
 
@@ -181,7 +184,7 @@ def test_a13_71_every_advertised_endpoint_is_served(live, docs):
     assert _get(doc["jwks_uri"]).status_code == 200
     # An empty authorization request gets the HTML error page, not a 404.
     assert _get(doc["authorization_endpoint"]).status_code == 400
-    for name in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
+    for name in ("token_endpoint", "revocation_endpoint", "introspection_endpoint", "registration_endpoint"):
         r = requests.post(doc[name], data={}, timeout=10, allow_redirects=False)
         assert r.status_code in (400, 401), (name, r.status_code, r.text[:200])
         assert "error" in r.json(), name
