@@ -81,6 +81,8 @@ class Settings:
     # RFC 8707 / RFC 9068 §3: the audience used when a request names no resource.
     default_audience: str | None = None
 
+    # Identity providers offered on the login page (Stytch B2B OAuth providers).
+    login_providers: tuple = ("google", "microsoft")
     # Discovery flow: may a member create a new organization from the picker?
     allow_organization_creation: bool = True
     # How long a member's "still active in Stytch" answer is trusted by the
@@ -152,6 +154,8 @@ class Settings:
             access_token_alg=get("AUTHZ_ACCESS_TOKEN_ALG") or defaults.access_token_alg,
             id_token_alg=get("AUTHZ_ID_TOKEN_ALG") or defaults.id_token_alg,
             default_audience=get("AUTHZ_DEFAULT_AUDIENCE"),
+            login_providers=tuple(p.strip().lower() for p in (get("AUTHZ_LOGIN_PROVIDERS") or "google,microsoft")
+                                  .split(",") if p.strip()),
             allow_organization_creation=(get("AUTHZ_ALLOW_ORGANIZATION_CREATION") or "1") not in ("0", "false", "no"),
             member_check_seconds=_int(env, "AUTHZ_MEMBER_CHECK_SECONDS", defaults.member_check_seconds),
             registration_policy=(get("AUTHZ_REGISTRATION") or defaults.registration_policy).strip().lower(),
@@ -210,6 +214,9 @@ class Settings:
             if env_ and env_ not in ("test", "live") and not env_.startswith("https://"):
                 problems.append("STYTCH_ENVIRONMENT must be test, live or an https URL in production "
                                 "(the embedded emulator is for development only)")
+        unknown = [p for p in self.login_providers if p not in ("google", "microsoft", "github", "slack", "hubspot")]
+        if unknown or not self.login_providers:
+            problems.append("AUTHZ_LOGIN_PROVIDERS must list providers among google, microsoft, github, slack, hubspot")
         if self.access_token_alg not in ("ES256", "RS256"):
             problems.append("AUTHZ_ACCESS_TOKEN_ALG must be ES256 or RS256")
         if self.id_token_alg not in ("ES256", "RS256"):

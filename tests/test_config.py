@@ -219,3 +219,10 @@ def test_a14_bad_registration_settings_are_refused(env, words):
     with pytest.raises(ConfigError) as e:
         Settings.from_env(prod_env(**env))
     assert words in str(e.value)
+
+
+def test_login_providers_default_and_configurable():
+    """Issue 4: one login link per enabled provider, Google and Microsoft by default."""
+    assert Settings.from_env({}).login_providers == ("google", "microsoft")
+    assert Settings.from_env({"AUTHZ_LOGIN_PROVIDERS": "Microsoft"}).login_providers == ("microsoft",)
+    refused(lambda: Settings.from_env({"AUTHZ_LOGIN_PROVIDERS": "myspace"}), "AUTHZ_LOGIN_PROVIDERS")

@@ -21,8 +21,10 @@ from .session import Member
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10
-PROVIDERS = ("google", "microsoft")
-PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft"}
+# Stytch B2B OAuth providers (stytch-api.md §3.1); the login page offers those
+# enabled by AUTHZ_LOGIN_PROVIDERS, Google and Microsoft by default.
+PROVIDER_NAMES = {"google": "Google", "microsoft": "Microsoft", "github": "GitHub", "slack": "Slack",
+                  "hubspot": "HubSpot"}
 
 
 class IdentityError(Exception):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ..errors import PageError
-from ..identity.gateway import PROVIDER_NAMES, PROVIDERS, IdentityError, MemberSession, StepUp, WrongCode
+from ..identity.gateway import PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode
 from ..identity.session import sign_in, sign_out, stytch_session_token
 from ..storage import pending as pending_store
 from . import csrf
@@ -76,7 +76,7 @@ def _login_page(pending_id: str, organization: dict | None, login_hint: str | No
     gw = _gateway()
     cb = _callback_url()
     links = []
-    for provider in PROVIDERS:
+    for provider in _server().settings.login_providers:
         if organization:
             href = gw.organization_start_url(provider, cb, login_hint=login_hint, **organization)
         else:

@@ -1011,3 +1011,12 @@ def test_login_pages_without_a_sign_in_in_progress(live, browser):
         args = ({"organization_id": "x", "csrf_token": "x"},) if method == "post" else ()
         assert_page(call("/login/organizations", *args), 400, "Your sign-in has expired")
         assert_page(call("/login/step-up", *args), 400, "Your sign-in has expired")
+
+
+def test_login_page_offers_only_enabled_providers(make_server_with):
+    """Issue 4: the login page has one data-provider link per enabled provider."""
+    import requests as _requests
+
+    live = make_server_with(login_providers=("microsoft",))
+    page = _requests.get(live.url + "/login", timeout=10).text
+    assert 'data-provider="microsoft"' in page and 'data-provider="google"' not in page
