@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from authz_server.security import digest
 from tests.conftest import TEST_DATABASE_URL
+from tests.helpers import introspect as _introspect
 
 pytestmark = pytest.mark.skipif(
     not (TEST_DATABASE_URL or "").startswith("postgresql"),
@@ -56,11 +57,6 @@ def _refresh(live, client, rt):
     return _token(live, {"grant_type": "refresh_token", "refresh_token": rt}, client)
 
 
-def _introspect(live, client, token):
-    r = requests.post(live.url + "/oauth/introspect", data={"token": token},
-                      auth=(client.client_id, client.client_secret), timeout=15)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def _grant_of(live, refresh_token):

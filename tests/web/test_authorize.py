@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from authz_server.models import AuthorizationCode, Consent, Resource
 from tests.conftest import CSRF, PENDING, Browser, auth_params, pkce_pair
+from tests.helpers import jwt_claims
 
 ALICE = "alice@acme.test"
 CLIENT_ERRORS = {  # RFC 6749 §4.1.2.1 plus OIDC Core §3.1.2.6
@@ -115,9 +116,6 @@ def answer_consent(browser: Browser, page, decision="allow", csrf_token=None):
     })
 
 
-def jwt_claims(token: str) -> dict:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def redeem(token_post, client, code, verifier, redirect_uri="default", **extra):

@@ -39,6 +39,7 @@ from sqlalchemy import func, select
 
 from authz_server.models import AuditEvent, AuthorizationCode, Consent, Grant, PendingAuthorization
 from tests.conftest import CSRF, PENDING, ORG_BUTTON, PROVIDER_LINK, Browser, auth_params, pkce_pair
+from tests.helpers import jwt_claims
 
 ALICE = "alice@acme.test"
 BOB = "bob@acme.test"
@@ -117,9 +118,6 @@ def cookie_session(browser: Browser) -> dict:
     return json.loads(data)
 
 
-def jwt_claims(token: str) -> dict:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def stytch_session(browser: Browser) -> tuple[str, dict]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import requests
+from tests.helpers import introspect as _introspect
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
@@ -20,11 +21,6 @@ def _revoke(live, client, token, hint=None, auth="basic"):
     return requests.post(live.url + "/oauth/revoke", data=data, timeout=10)
 
 
-def _introspect(live, rs, token):
-    resp = requests.post(live.url + "/oauth/introspect", data={"token": token},
-                         auth=(rs.client_id, rs.client_secret), timeout=10)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 def _refresh(live, client, rt):

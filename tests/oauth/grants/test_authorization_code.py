@@ -10,10 +10,10 @@ from urllib.parse import quote
 
 import requests
 import time_machine
-from sqlalchemy import select
 
-from authz_server.models import AuditEvent, Client
+from authz_server.models import Client
 from authz_server.security import digest
+from tests.helpers import audit_rows as _audit, introspect as _introspect
 
 
 def _redeem(token_post, client, code, verifier, auth="basic", **extra):
@@ -35,19 +35,8 @@ def _error(resp, status, error):
     return body
 
 
-def _introspect(live, client, token):
-    resp = requests.post(live.url + "/oauth/introspect", data={"token": token},
-                         auth=(client.client_id, client.client_secret), timeout=10)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
-def _audit(live, event):
-    s = live.db.session
-    try:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event)).all())
-    finally:
-        s.remove()
 
 
 @contextmanager

@@ -8,10 +8,9 @@ from contextlib import contextmanager
 
 import requests
 import time_machine
-from sqlalchemy import select
 
-from authz_server.models import AuditEvent
 from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
+from tests.helpers import audit_rows as _audit, introspect as _introspect
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
@@ -39,19 +38,8 @@ def _ok(resp):
     return resp.json()
 
 
-def _introspect(live, resource_server, token):
-    resp = requests.post(live.url + "/oauth/introspect", data={"token": token},
-                         auth=(resource_server.client_id, resource_server.client_secret), timeout=10)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
-def _audit(live, event):
-    s = live.db.session
-    try:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == event)).all())
-    finally:
-        s.remove()
 
 
 @contextmanager
