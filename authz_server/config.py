@@ -101,6 +101,11 @@ class Settings:
     # Dynamically registered clients that never got a token are deleted by
     # `authz-server clients gc` this many days after registration (0 = never; C-14).
     dcr_client_ttl_days: int = 7
+    # Client ID metadata documents (spec-checklist B.4): a URL client_id is
+    # fetched and trusted as the client's metadata. Loopback document hosts
+    # (http allowed) only for development and tests; refused in production.
+    cimd_enabled: bool = True
+    cimd_allow_loopback: bool = False
 
     sql_count: bool = False
     extra: dict = field(default_factory=dict)
@@ -166,6 +171,8 @@ class Settings:
                                    "registrations per minute"),
             dcr_client_ttl_days=_int(env, "AUTHZ_DCR_CLIENT_TTL_DAYS", defaults.dcr_client_ttl_days, "days"),
             sql_count=get("AUTHZ_SQL_COUNT") == "1",
+            cimd_enabled=(get("AUTHZ_CIMD") or "1") not in ("0", "false", "no"),
+            cimd_allow_loopback=get("AUTHZ_CIMD_ALLOW_LOOPBACK") in ("1", "true", "yes"),
         )
         settings.validate()
         return settings
@@ -232,5 +239,8 @@ class Settings:
                             "(comma-separated initial access tokens)")
         if any(len(t) < 16 for t in self.registration_initial_tokens):
             problems.append("each AUTHZ_REGISTRATION_INITIAL_TOKENS entry must have at least 16 characters")
+        if self.is_production and self.cimd_allow_loopback:
+            problems.append("AUTHZ_CIMD_ALLOW_LOOPBACK is for development only: it lets a client_id URL "
+                            "point at this machine (SSRF)")
         if problems:
             raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))

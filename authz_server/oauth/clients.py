@@ -15,6 +15,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from ..models import Client
 from ..security import digest
 from . import redirect_uris
+from .registration import cimd
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class OAuthClient(ClientMixin):
     registered_via: str = "admin"
     application_type: str | None = None
     last_used_at: object = None
+    # A CIMD client's public keys (private_key_jwt), from its document; not stored.
+    jwks: object = None
 
     @classmethod
     def from_model(cls, m: Client) -> "OAuthClient":
@@ -69,8 +72,17 @@ class OAuthClient(ClientMixin):
 
     @property
     def is_dynamic(self) -> bool:
-        """Registered through RFC 7591: its metadata is self-asserted (RFC 7591 §5)."""
-        return self.registered_via == "dcr"
+        """Registered through RFC 7591 or a CIMD document: its metadata is
+        self-asserted (RFC 7591 §5)."""
+        return self.registered_via in ("dcr", "cimd")
+
+    @property
+    def cimd_host(self) -> str | None:
+        """The host serving a CIMD client's document (shown on consent, B.4 item 6)."""
+        if self.registered_via != "cimd":
+            return None
+        from urllib.parse import urlsplit
+        return urlsplit(self.client_id).netloc
 
     # --- Authlib ClientMixin ----------------------------------------------
     def get_client_id(self):
@@ -106,9 +118,11 @@ class OAuthClient(ClientMixin):
 
 
 class ClientCache:
-    def __init__(self, db, ttl: int):
+    def __init__(self, db, ttl: int, cimd=None):
         self.db = db
         self.ttl = ttl
+        # registration.cimd.CimdResolver, or None when CIMD is off.
+        self.cimd = cimd
         self._items: dict[str, tuple[float, OAuthClient | None]] = {}
         self._lock = threading.Lock()
 
@@ -116,6 +130,10 @@ class ClientCache:
         # A NUL can be in no client id, and Postgres refuses it in a query (DataError).
         if not isinstance(client_id, str) or not client_id or len(client_id) > 255 or "\x00" in client_id:
             return None
+        # spec-checklist B.4: a URL-shaped client_id names a metadata document;
+        # it is never looked up as a registered id (ours never start with http).
+        if cimd.looks_like_cimd(client_id):
+            return self.cimd.get(client_id) if self.cimd is not None else None
         now = time.monotonic()
         hit = self._items.get(client_id)
         if hit and now - hit[0] < self.ttl:

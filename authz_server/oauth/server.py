@@ -18,6 +18,7 @@ from .grants.authorization_code import AuthorizationCodeGrant
 from .grants.client_credentials import ClientCredentialsGrant
 from .grants.refresh_token import RefreshTokenGrant
 from .keys import KeyStore
+from .registration.cimd import CimdPrivateKeyJWT, CimdResolver
 from .pkce import RequiredS256CodeChallenge
 from .requests import ParamsRequest, normalize
 from .tokens import TokenMinter
@@ -46,7 +47,8 @@ class AuthzServer(AuthorizationServer):
         super().__init__()
         self.settings = settings
         self.db = db
-        self.clients = ClientCache(db, settings.client_cache_ttl)
+        resolver = CimdResolver(db, allow_loopback=settings.cimd_allow_loopback) if settings.cimd_enabled else None
+        self.clients = ClientCache(db, settings.client_cache_ttl, cimd=resolver)
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
         self.minter = TokenMinter(settings, self.keys)
@@ -61,6 +63,8 @@ class AuthzServer(AuthorizationServer):
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_extension(_Issuer(settings.issuer))
+        # A.2 item 11: private_key_jwt (RFC 7523) for CIMD clients with keys.
+        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD, CimdPrivateKeyJWT(settings.issuer))
 
     def create_oauth2_request(self, request):
         if isinstance(request, OAuth2Request):

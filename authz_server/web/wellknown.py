@@ -40,12 +40,20 @@ def metadata() -> dict:
         # RFC 8414 §2 / RFC 7591 §3: only while registration is on (C-2: never
         # advertise an endpoint that answers 404).
         "registration_endpoint": f"{iss}/oauth/register" if s.registration_policy != "off" else None,
+        # spec-checklist B.4 item 9 / MCP 2026-07-28: URL client_ids are fetched
+        # as client ID metadata documents.
+        "client_id_metadata_document_supported": True if s.cimd_enabled else None,
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        # private_key_jwt (RFC 7523) only for CIMD clients that publish keys (A.2 item 11).
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none",
+                                                  "private_key_jwt"],
+        # RFC 8414 §2: required when private_key_jwt is listed (the algorithms joserfc accepts by default).
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none",
+                                                       "private_key_jwt"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,

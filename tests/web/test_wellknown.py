@@ -149,7 +149,8 @@ def test_a13_71_required_and_recommended_members(live, docs):
     assert doc["response_types_supported"] == ["code"]
     assert doc["response_modes_supported"] == ["query"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
-    assert set(doc["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "client_secret_post"}
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "client_secret_post",
+                                                                 "private_key_jwt"}
     assert set(doc["revocation_endpoint_auth_methods_supported"]) >= {"client_secret_basic", "client_secret_post"}
     # Introspection is for authenticated resource servers only (RFC 7662 §2.1).
     assert "none" not in doc["introspection_endpoint_auth_methods_supported"]
@@ -172,7 +173,8 @@ def test_a13_71_ts_sdk_schema_fields_have_the_right_types(docs):
         for k, v in doc.items():
             if k.endswith("_endpoint") or k in ("issuer", "jwks_uri"):
                 assert isinstance(v, str) and v.startswith("http"), k
-            elif k.endswith("_parameter_supported"):  # also authorization_response_iss_parameter_supported
+            elif k.endswith("_parameter_supported") or k == "client_id_metadata_document_supported":
+                # also authorization_response_iss_parameter_supported; CIMD's flag is a boolean too
                 assert isinstance(v, bool), k
             elif k.endswith("_supported"):
                 assert isinstance(v, list) and all(isinstance(x, str) for x in v), k

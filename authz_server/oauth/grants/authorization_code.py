@@ -20,7 +20,8 @@ from ...db import utcnow
 from ...storage import audit, codes, grants as grant_store
 from .. import issuance, resources, scopes as scope_rules
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# private_key_jwt: RFC 7523 §2.2, for CIMD clients that publish keys (A.2 item 11).
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
 
 
 class AuthorizationCodeGrant(_AuthorizationCodeGrant):

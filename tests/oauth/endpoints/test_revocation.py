@@ -61,7 +61,7 @@ def test_a11_62_revocation_endpoint_advertised(live):
         meta = requests.get(live.url + path, timeout=10).json()
         assert meta["revocation_endpoint"] == live.url + "/oauth/revoke"
         assert set(meta["revocation_endpoint_auth_methods_supported"]) == {
-            "client_secret_basic", "client_secret_post", "none"}
+            "client_secret_basic", "client_secret_post", "none", "private_key_jwt"}
 
 
 def test_a11_62_access_token_revocation(live, make_client, tokens_for):
