@@ -28,8 +28,7 @@ def otp_login_or_signup():
         member, created = inputs.member_or_jit(org, email)
         name = "signup_expiration_minutes" if created else "login_expiration_minutes"
         store.issue_passcode(org, email, inputs.minutes(data, name, OTP_TTL_MINUTES, 2, 15))
-        return ok({"member_id": member.member_id, "member_created": created,
-                   "member": shapes.member(member), "organization": shapes.organization(org)})
+        return _login_or_signup_response(member, created, org)
 
 
 @bp.post("/v1/b2b/otps/email/authenticate")
@@ -78,8 +77,7 @@ def magic_link_login_or_signup():
         link = store.add_magic_link(member, minutes, data.get("pkce_code_challenge"))
         url = with_query(redirect_url, stytch_token_type="multi_tenant_magic_links", token=link.token)
         store.deliver(email, {"type": "magic_link", "link": url, "organization_id": org.organization_id})
-        return ok({"member_id": member.member_id, "member_created": created,
-                   "member": shapes.member(member), "organization": shapes.organization(org)})
+        return _login_or_signup_response(member, created, org)
 
 
 @bp.post("/v1/b2b/magic_links/authenticate")
@@ -104,3 +102,9 @@ def magic_link_authenticate():
         outcome = flows.finish(store, org, member, flows.merge_factors(ist.factors if ist else [], factor),
                                ist=ist, minutes=minutes, custom_claims=claims)
         return ok({**emu.login_fields(outcome), "method_id": member.email_id, "reset_sessions": False})
+
+
+def _login_or_signup_response(member, created, org):
+    """The shape both ``login_or_signup`` calls answer with (stytch-api.md §3.13, §3.15)."""
+    return ok({"member_id": member.member_id, "member_created": created,
+               "member": shapes.member(member), "organization": shapes.organization(org)})

@@ -16,7 +16,6 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _AuthorizationCodeGrant
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 
-from ...db import utcnow
 from ...storage import audit, codes, grants as grant_store
 from .. import issuance, resources, scopes as scope_rules
 
