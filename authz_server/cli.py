@@ -229,18 +229,28 @@ def clients_delete(client_id, yes):
 @clients.command("gc")
 @click.option("--dry-run", is_flag=True, help="list what would be deleted, delete nothing")
 @click.option("--older-than-days", type=click.IntRange(min=1),
-              help="default: AUTHZ_DCR_CLIENT_TTL_DAYS (7)")
-def clients_gc(dry_run, older_than_days):
-    """Delete dynamically registered clients that never got a token (run it daily)."""
+              help="never-used clients; default: AUTHZ_DCR_CLIENT_TTL_DAYS (7)")
+@click.option("--idle-days", type=click.IntRange(min=1),
+              help="clients whose grants all lapsed; default: AUTHZ_DCR_CLIENT_IDLE_DAYS (90)")
+def clients_gc(dry_run, older_than_days, idle_days):
+    """Delete dynamically registered clients that never got a token, or whose
+    grants all lapsed and that have been idle since (run it daily)."""
     from .storage import clients as store
 
     with _Ctx() as ctx:
         days = older_than_days or ctx.settings.dcr_client_ttl_days
-        ids = store.collect_garbage(ctx.db.session, ttl_days=days, dry_run=dry_run)
-        for client_id in ids:
+        idle = idle_days or ctx.settings.dcr_client_idle_days
+        found = store.collect_garbage(ctx.db.session, ttl_days=days, idle_days=idle, dry_run=dry_run)
+        for client_id in found.never_used + found.idle:
             click.echo(("would delete " if dry_run else "deleted ") + client_id)
-        click.echo(f"{len(ids)} never-used dynamically registered client(s) older than {days} day(s)"
-                   + (" (dry run)" if dry_run else ""))
+        suffix = " (dry run)" if dry_run else ""
+        click.echo(f"{len(found.never_used)} never-used dynamically registered client(s) older than {days} day(s)"
+                   + suffix)
+        if idle:
+            click.echo(f"{len(found.idle)} dynamically registered client(s) with every grant lapsed, "
+                       f"idle for {idle} day(s)" + suffix)
+        else:
+            click.echo("idle clients are kept (AUTHZ_DCR_CLIENT_IDLE_DAYS=0)")
 
 
 # --- resources -------------------------------------------------------------------

@@ -101,6 +101,12 @@ class Settings:
     # Dynamically registered clients that never got a token are deleted by
     # `authz-server clients gc` this many days after registration (0 = never; C-14).
     dcr_client_ttl_days: int = 7
+    # Dynamically registered clients that did get tokens, but whose grants have
+    # all expired or been revoked, are deleted by `clients gc` once no token was
+    # issued to them and their registration was not touched for this many days
+    # (0 = never). 90 days is the default absolute refresh-token lifetime, so a
+    # client idle that long has nothing left to refresh with (C-14).
+    dcr_client_idle_days: int = 90
     # Client ID metadata documents (spec-checklist B.4): a URL client_id is
     # fetched and trusted as the client's metadata. Loopback document hosts
     # (http allowed) only for development and tests; refused in production.
@@ -170,6 +176,7 @@ class Settings:
             registration_rate=_int(env, "AUTHZ_REGISTRATION_RATE", defaults.registration_rate,
                                    "registrations per minute"),
             dcr_client_ttl_days=_int(env, "AUTHZ_DCR_CLIENT_TTL_DAYS", defaults.dcr_client_ttl_days, "days"),
+            dcr_client_idle_days=_int(env, "AUTHZ_DCR_CLIENT_IDLE_DAYS", defaults.dcr_client_idle_days, "days"),
             sql_count=get("AUTHZ_SQL_COUNT") == "1",
             cimd_enabled=(get("AUTHZ_CIMD") or "1") not in ("0", "false", "no"),
             cimd_allow_loopback=get("AUTHZ_CIMD_ALLOW_LOOPBACK") in ("1", "true", "yes"),

@@ -5,6 +5,11 @@ Policy (documented defaults):
   scopes of registered resources. A client registered with a scope list may only
   ask within it; a client registered with none may ask for any catalog scope,
   and so may a dynamically registered client, whose list is only its default.
+- ``offline_access`` is allowed for every client, whatever list it registered:
+  it is in ``scopes_supported``, so MCP SDKs add it on their own whenever the
+  client's grant_types include refresh_token (MCP 2026-07-28 "Refresh Tokens",
+  spec-checklist B.6, C-11). It grants nothing by itself: refresh tokens go by
+  the refresh_token grant type (item 48), with or without it.
 - No ``scope`` at /authorize means the client's registered scopes, or ``openid``
   when it registered none (RFC 6749 §3.3 allows a documented default).
 """
@@ -20,6 +25,9 @@ BUILTIN_SCOPES = {
 }
 
 DEFAULT_SCOPE = "openid"
+
+# Scopes no registered list can exclude (see the module docstring).
+ALWAYS_ALLOWED = frozenset({"offline_access"})
 
 
 def split(scope: str | None) -> list[str]:
@@ -57,7 +65,7 @@ def resolve_requested(session, client, requested: str | None) -> list[str] | Non
     # A dynamically registered client's scope is self-asserted (RFC 7591 §5) and
     # only its default: step-up asks for more later (spec-checklist B.6, C-16).
     limited = client.scopes and getattr(client, "registered_via", "admin") != "dcr"
-    allowed = set(client.scopes) if limited else set(known)
+    allowed = (set(client.scopes) | ALWAYS_ALLOWED) if limited else set(known)
     if any(s not in known or s not in allowed for s in scopes):
         return None
     return scopes

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
 from ..db import utcnow
-from ..models import Client, ClientType
+from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken
 from ..oauth import redirect_uris
 from ..security import digest, new_id, new_secret
 from . import audit
@@ -232,21 +234,89 @@ def mark_used(session, client) -> bool:
     return True
 
 
-def collect_garbage(session, *, ttl_days: int, dry_run: bool = False, now=None) -> list[str]:
-    """Delete DCR clients that never got a token and were registered (or last
-    re-registered, or updated) more than ``ttl_days`` ago (spec-checklist item 77,
-    C-14). Admin clients are never touched. Returns the client ids."""
-    if ttl_days <= 0:
-        return []
-    cutoff = (now or utcnow()) - dt.timedelta(days=ttl_days)
-    rows = list(session.scalars(
-        select(Client).where(
-            Client.registered_via == "dcr",
-            Client.last_used_at.is_(None),
-            Client.updated_at < cutoff,
-        ).order_by(Client.created_at)
+@dataclass(frozen=True)
+class Garbage:
+    """What `clients gc` deleted (or, in a dry run, would delete), by rule."""
+
+    never_used: list[str] = field(default_factory=list)
+    idle: list[str] = field(default_factory=list)
+
+
+def _never_used(cutoff):
+    """Never got a token and registered (or re-registered, or updated) before ``cutoff``."""
+    return and_(Client.registered_via == "dcr", Client.last_used_at.is_(None), Client.updated_at < cutoff)
+
+
+def _idle(cutoff, now):
+    """Got tokens once, but nothing is left: no token issued and no RFC 7592
+    read or update (updated_at) since ``cutoff``, every grant expired or
+    revoked, no refresh token still unexpired and unrevoked (checked on its own:
+    a refresh racing a family revocation can leave one unrevoked row, see
+    storage.grants.use_refresh_token), and no authorization code waiting to be
+    redeemed (a member approving the client right now; issuing a code does not
+    touch last_used_at)."""
+    live_grant = select(Grant.id).where(
+        Grant.client_id == Client.client_id, Grant.revoked_at.is_(None), Grant.expires_at > now)
+    live_refresh_token = select(RefreshToken.token_hash).where(
+        RefreshToken.client_id == Client.client_id, RefreshToken.revoked_at.is_(None),
+        RefreshToken.expires_at > now)
+    pending_code = select(AuthorizationCode.code_hash).where(
+        AuthorizationCode.client_id == Client.client_id, AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now)
+    # Only DCR clients. Admin clients were created on purpose by an operator
+    # and are removed only by one (`clients delete`). A CIMD client is one row
+    # per document URL, a cache of metadata its owner keeps publishing
+    # (draft-ietf-oauth-client-id-metadata-document): it cannot pile up the way
+    # re-registrations do (C-14), deleting it would only make the next request
+    # fetch the document and create it again, and its last_used_at is never
+    # written (mark_used), so idleness cannot be told.
+    return and_(
+        Client.registered_via == "dcr",
+        Client.last_used_at < cutoff,
+        Client.updated_at < cutoff,
+        ~live_grant.exists(),
+        ~live_refresh_token.exists(),
+        ~pending_code.exists(),
+    )
+
+
+def _collect(session, condition, rule: str, dry_run: bool) -> list[str]:
+    """One DELETE … RETURNING per rule: the conditions are checked and the rows
+    removed in the same statement, never on facts read earlier. A client that
+    gets a token meanwhile is kept: issuing one updates its row (mark_used), and
+    on Postgres the DELETE waits for that transaction and re-checks the updated
+    row (READ COMMITTED). What is left is an authorization issuing a code for
+    the client in the very same instant: it fails on the foreign key (503) or
+    its code goes with the client (invalid_client at redemption), and the
+    client registers again, as it must for any deleted registration.
+    Codes, grants, refresh tokens and consents go with the client (ON DELETE
+    CASCADE; SQLite enforces it with PRAGMA foreign_keys, see db.py)."""
+    if dry_run:
+        return list(session.scalars(select(Client.client_id).where(condition).order_by(Client.created_at)))
+    ids = sorted(session.scalars(
+        sql_delete(Client).where(condition).returning(Client.client_id)
+        .execution_options(synchronize_session=False)
     ).all())
-    if not dry_run:
-        for client in rows:
-            delete(session, client, actor="gc")
-    return [c.client_id for c in rows]
+    for client_id in ids:
+        audit.record(session, "client_deleted", client_id=client_id, actor="gc", rule=rule)
+    return ids
+
+
+def collect_garbage(session, *, ttl_days: int, idle_days: int = 0, dry_run: bool = False, now=None) -> Garbage:
+    """Delete dynamically registered clients that are garbage (spec-checklist
+    item 77, C-14), by two rules, in the caller's transaction:
+
+    - never used: no token ever, registered (or last re-registered, or
+      updated) more than ``ttl_days`` ago (AUTHZ_DCR_CLIENT_TTL_DAYS, 7);
+    - idle: every grant expired or revoked, no live refresh token, and no token
+      issued nor registration touched for ``idle_days`` (AUTHZ_DCR_CLIENT_IDLE_DAYS, 90).
+
+    0 days switches a rule off. Admin and CIMD clients are never touched (see
+    _idle). Each deletion is audited (client_deleted, actor gc)."""
+    now = now or utcnow()
+    never_used = idle = []
+    if ttl_days > 0:
+        never_used = _collect(session, _never_used(now - dt.timedelta(days=ttl_days)), "never_used", dry_run)
+    if idle_days > 0:
+        idle = _collect(session, _idle(now - dt.timedelta(days=idle_days), now), "idle", dry_run)
+    return Garbage(never_used, idle)

@@ -45,6 +45,16 @@ class Config:
     scopes: list[str] = field(default_factory=lambda: ["mcp:tools"])
     leeway: int = 0  # seconds of clock skew tolerated on exp/nbf/iat
 
+    def __post_init__(self):
+        # MCP 2026-07-28 "Refresh Tokens" (SEP-2207): a resource server SHOULD NOT
+        # put offline_access in its WWW-Authenticate scope or its RFC 9728
+        # scopes_supported; refresh tokens are between the client and the
+        # authorization server, never a resource requirement. These scopes are
+        # both what every call requires and what is advertised, so refuse it here.
+        if "offline_access" in self.scopes:
+            raise ValueError("offline_access is not a resource scope: the MCP server must not require or "
+                             "advertise it (clients ask the authorization server for it themselves)")
+
     @property
     def jwks_uri(self) -> str:
         return self.issuer.rstrip("/") + "/.well-known/jwks.json"
@@ -217,7 +227,11 @@ def config_from_args(argv=None) -> tuple[Config, str, int]:
                    help="space-separated scopes every call needs (env MCP_SCOPES)")
     a = p.parse_args(argv)
     resource = a.resource or f"http://{a.host}:{a.port}/mcp"
-    return Config(issuer=a.issuer.rstrip("/"), resource=resource, scopes=a.scopes.split()), a.host, a.port
+    try:
+        config = Config(issuer=a.issuer.rstrip("/"), resource=resource, scopes=a.scopes.split())
+    except ValueError as e:
+        p.error(f"--scopes: {e}")
+    return config, a.host, a.port
 
 
 def main(argv=None) -> None:

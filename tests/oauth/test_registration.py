@@ -18,11 +18,11 @@ import pytest
 import requests
 import time_machine
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from authz_server.cli import main as cli
-from authz_server.models import AuditEvent, Client, Grant, RefreshToken, Resource
-from tests.conftest import RegisteredClient, auth_params, pkce_pair, redirect_params
+from authz_server.models import AuditEvent, AuthorizationCode, Client, Consent, Grant, RefreshToken, Resource
+from tests.conftest import Browser, RegisteredClient, auth_params, pkce_pair, redirect_params
 
 MCP = "http://127.0.0.1:9/mcp"
 
@@ -533,10 +533,11 @@ def test_a14_77_registration_rate_limited_per_source(make_server_with):
         created(register(live, {**CLAUDE, "client_name": "App 3"}))
 
 
-def _gc(live, *args):
+def _gc(live, *args, **env_overrides):
     runner = CliRunner()
     env = {"DATABASE_URL": live.settings.database_url, "AUTHZ_ENV": "development", "AUTHZ_ISSUER": None,
-           "AUTHZ_SECRET_KEY": None, "AUTHZ_KEY_ENCRYPTION_KEY": None, "AUTHZ_DCR_CLIENT_TTL_DAYS": None}
+           "AUTHZ_SECRET_KEY": None, "AUTHZ_KEY_ENCRYPTION_KEY": None, "AUTHZ_DCR_CLIENT_TTL_DAYS": None,
+           "AUTHZ_DCR_CLIENT_IDLE_DAYS": None, **env_overrides}
     res = runner.invoke(cli, ["clients", "gc", *args], env=env)
     assert res.exit_code == 0, (res.output, res.exception)
     return res.output
@@ -578,6 +579,142 @@ def test_c14_reregistration_restarts_the_gc_clock(mcp):
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=9), tick=True):
         assert "0 never-used" in _gc(mcp)
     assert row(mcp, first["client_id"]) is not None
+
+
+DAY = timedelta(days=1)
+
+
+def _authorized(live, info_or_client, *, scope="openid offline_access", redeem=True):
+    """Login + consent on ``live`` for a client (a registration answer or a
+    RegisteredClient); returns the token response, or the unredeemed code."""
+    client = info_or_client if isinstance(info_or_client, RegisteredClient) else as_client(info_or_client)
+    verifier, challenge = pkce_pair()
+    got = redirect_params(Browser(live).authorize(auth_params(client, challenge, scope=scope, prompt="consent")))
+    assert "code" in got, got
+    if not redeem:
+        return got["code"]
+    auth = (client.client_id, client.client_secret) if client.client_secret else None
+    resp = requests.post(live.url + "/oauth/token", auth=auth, timeout=10, data={
+        "grant_type": "authorization_code", "code": got["code"], "code_verifier": verifier,
+        "redirect_uri": client.redirect_uri, "client_id": client.client_id})
+    assert resp.status_code == 200 and resp.json()["refresh_token"], resp.text
+    return resp.json()
+
+
+def _revoke(live, client: RegisteredClient, refresh_token):
+    """RFC 7009 revocation of the refresh token: its whole grant is revoked."""
+    auth = (client.client_id, client.client_secret) if client.client_secret else None
+    data = {"token": refresh_token, "token_type_hint": "refresh_token"}
+    if auth is None:
+        data["client_id"] = client.client_id
+    assert requests.post(live.url + "/oauth/revoke", data=data, auth=auth, timeout=10).status_code == 200
+
+
+def _rows_of(live, client_id) -> dict:
+    s = live.db.session
+    try:
+        out = {}
+        for model in (Grant, RefreshToken, AuthorizationCode, Consent):
+            out[model.__tablename__] = s.scalar(select(func.count()).select_from(model)
+                                                .where(model.client_id == client_id))
+        return out
+    finally:
+        s.remove()
+
+
+def test_c14_gc_removes_idle_dynamic_clients_whose_grants_all_lapsed(make_server_with, make_client):
+    """C-14: `authz-server clients gc`, run by an admin, also deletes a dynamically
+    registered client that did get tokens once but whose grants have all expired
+    or been revoked, once neither a token nor its registration was touched for
+    AUTHZ_DCR_CLIENT_IDLE_DAYS (90; frozen clock), with its grants, refresh
+    tokens, codes and consents (cascade), audited. A client with one live grant,
+    one that read its registration lately (RFC 7592), one with a code waiting to
+    be redeemed, and admin and CIMD clients in the same state, stay."""
+    from tests.oauth.test_cimd import REDIRECT as CIMD_REDIRECT, DocServer
+
+    # Grants live 180 days here, so one can outlast the 90 idle days.
+    live = make_server_with(refresh_token_absolute_ttl=180 * 86400, cimd_allow_loopback=True)
+    docs = DocServer()
+    start = datetime.now(timezone.utc)
+    try:
+        names = ("keeps a live grant", "lapsed", "read its registration", "code pending")
+        infos = {n: created(register(live, {**CLAUDE, "client_name": n, "scope": "openid",
+                                            "redirect_uris": ["http://127.0.0.1:4040/callback"]})) for n in names}
+        tokens = {n: _authorized(live, info) for n, info in infos.items()}
+        for n in ("lapsed", "read its registration", "code pending"):
+            _revoke(live, as_client(infos[n]), tokens[n]["refresh_token"])
+        admin = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1/cb",))
+        _revoke(live, admin, _authorized(live, admin)["refresh_token"])
+        docs.serve_json("/agent.json", docs.document("/agent.json"))
+        cimd = RegisteredClient(docs.url("/agent.json"), None, CIMD_REDIRECT, [CIMD_REDIRECT])
+        _revoke(live, cimd, _authorized(live, cimd)["refresh_token"])
+        # Only DCR clients get last_used_at stamped (mark_used); stamp the admin and
+        # CIMD rows too, so registered_via alone is what keeps them.
+        s = live.db.session
+        try:
+            s.execute(update(Client).where(Client.client_id.in_([admin.client_id, cimd.client_id]))
+                      .values(last_used_at=start))
+            s.commit()
+        finally:
+            s.remove()
+        lapsed = infos["lapsed"]["client_id"]
+        assert _rows_of(live, lapsed) == {"grants": 1, "refresh_tokens": 1, "authorization_codes": 1, "consents": 1}
+
+        with time_machine.travel(start + 60 * DAY, tick=True):
+            info = infos["read its registration"]
+            assert manage(live, "GET", info["client_id"], info["registration_access_token"]).status_code == 200
+        with time_machine.travel(start + 89 * DAY, tick=True):
+            assert "0 dynamically registered client(s) with every grant lapsed, idle for 90 day(s)" in _gc(live)
+        with time_machine.travel(start + 91 * DAY, tick=True):
+            live.server.clients.invalidate()
+            _authorized(live, infos["code pending"], redeem=False)  # the member is approving it right now
+            out = _gc(live, "--dry-run")
+            assert f"would delete {lapsed}" in out and "1 dynamically registered" in out, out
+            assert row(live, lapsed) is not None
+            out = _gc(live)
+            assert f"deleted {lapsed}" in out and "1 dynamically registered" in out, out
+        assert row(live, lapsed) is None
+        assert _rows_of(live, lapsed) == {"grants": 0, "refresh_tokens": 0, "authorization_codes": 0, "consents": 0}
+        [event] = audit_events(live, "client_deleted", lapsed)
+        assert event.actor == "gc" and event.details["rule"] == "idle"
+        survivors = [infos[n]["client_id"] for n in names if n != "lapsed"] + [admin.client_id, cimd.client_id]
+        assert all(row(live, cid) is not None for cid in survivors)
+
+        # Past the 180 days the last grant has expired, the registration read and
+        # the pending code are long gone by then: only admin and CIMD clients stay.
+        with time_machine.travel(start + 200 * DAY, tick=True):
+            out = _gc(live)
+            assert "3 dynamically registered client(s) with every grant lapsed" in out, out
+        assert [cid for cid in survivors if row(live, cid) is not None] == [admin.client_id, cimd.client_id]
+        assert len(audit_events(live, "client_deleted")) == 4
+    finally:
+        live.server.clients.invalidate()
+        live.server.keys.invalidate()
+        docs.httpd.shutdown()
+        docs.httpd.server_close()
+
+
+def test_c14_idle_rule_follows_its_setting_and_option(make_server_with):
+    """AUTHZ_DCR_CLIENT_IDLE_DAYS sets the idle time (0 switches the rule off);
+    --idle-days overrides it for one run. A client whose only grant is revoked
+    goes once idle that long, and not before."""
+    live = make_server_with()
+    start = datetime.now(timezone.utc)
+    info = created(register(live, {**CLAUDE, "scope": "openid", "redirect_uris": ["http://127.0.0.1:4040/callback"]}))
+    _revoke(live, as_client(info), _authorized(live, info)["refresh_token"])
+    with time_machine.travel(start + 31 * DAY, tick=True):
+        assert "idle clients are kept" in _gc(live, AUTHZ_DCR_CLIENT_IDLE_DAYS="0")
+        assert "0 dynamically registered" in _gc(live)  # the default, 90 days
+        assert "0 dynamically registered" in _gc(live, AUTHZ_DCR_CLIENT_IDLE_DAYS="45")
+        assert "0 dynamically registered" in _gc(live, "--idle-days", "32")
+        assert row(live, info["client_id"]) is not None
+        out = _gc(live, "--idle-days", "30", AUTHZ_DCR_CLIENT_IDLE_DAYS="0")
+        assert f"deleted {info['client_id']}" in out, out
+    assert row(live, info["client_id"]) is None
+    bad = CliRunner().invoke(cli, ["clients", "gc"], env={"DATABASE_URL": live.settings.database_url,
+                                                          "AUTHZ_ENV": "development",
+                                                          "AUTHZ_DCR_CLIENT_IDLE_DAYS": "-1"})
+    assert bad.exit_code != 0 and "AUTHZ_DCR_CLIENT_IDLE_DAYS must not be negative" in bad.output
 
 
 # --- policy: token and off --------------------------------------------------------------------
