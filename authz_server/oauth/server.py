@@ -63,8 +63,10 @@ class AuthzServer(AuthorizationServer):
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_extension(_Issuer(settings.issuer))
-        # A.2 item 11: private_key_jwt (RFC 7523) for CIMD clients with keys.
-        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD, CimdPrivateKeyJWT(settings.issuer))
+        # A.2 item 11: private_key_jwt (RFC 7523) for CIMD clients with keys
+        # (inline jwks, or jwks_uri fetched and cached by the resolver).
+        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD,
+                                         CimdPrivateKeyJWT(settings.issuer, resolver=resolver))
 
     def create_oauth2_request(self, request):
         if isinstance(request, OAuth2Request):

@@ -7,6 +7,7 @@ switch) except where the test checks that loopback is refused without it.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -113,6 +114,7 @@ def _assert_refused_at_authorize(live, client_id):
     assert "Location" not in resp.headers
     assert "text/html" in resp.headers["Content-Type"]
     assert _rows(live, client_id) is None
+    return resp
 
 
 def _tokens(live, client_id, redirect_uri=REDIRECT):
@@ -419,3 +421,252 @@ def test_b4_3_refused_addresses_are_refused_before_connecting(host):
 
     with pytest.raises(cimd.CimdError, match="refused address"):
         cimd.resolve(host, 443, allow_loopback=False)
+
+
+# --- private_key_jwt with jwks_uri (RFC 7591 §2, RFC 7523 §2.2) ------------
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def _ec(kid):
+    from joserfc.jwk import ECKey
+
+    return ECKey.generate_key("P-256", parameters={"kid": kid})
+
+
+def _public_set(*keys):
+    return {"keys": [k.as_dict(private=False) for k in keys]}
+
+
+def _jwks_uri_client(docs, path, jwks_path, **overrides):
+    """A private_key_jwt document at ``path`` whose keys are at ``jwks_path``."""
+    docs.serve_json(path, docs.document(path, token_endpoint_auth_method="private_key_jwt",
+                                        jwks_uri=docs.url(jwks_path), **overrides))
+    return docs.url(path)
+
+
+def _code(live, client_id):
+    verifier, challenge = pkce_pair()
+    params = redirect_params(Browser(live).authorize(_params(client_id, challenge)))
+    assert "code" in params, params
+    return params["code"], verifier
+
+
+def _post_with_assertion(live, client_id, key, **data):
+    token_url = live.url + "/oauth/token"
+    return requests.post(token_url, data={**data, "client_id": client_id, "client_assertion_type": ASSERTION_TYPE,
+                                          "client_assertion": _assertion(key, client_id, token_url)}, timeout=10)
+
+
+def _refresh_with(live, client_id, key, refresh_token):
+    return _post_with_assertion(live, client_id, key, grant_type="refresh_token", refresh_token=refresh_token)
+
+
+def _invalid_client(resp):
+    assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client", (resp.status_code, resp.text)
+
+
+def test_a2_11_private_key_jwt_with_jwks_uri(cimd_live, docs):
+    """A.2 item 11 / B.4 item 7: a CIMD client publishing its keys at jwks_uri
+    redeems a code with an assertion (Authlib's private_key_jwt client) whose
+    key is served by URL; the key set is fetched once and cached; a key the set
+    does not hold is refused."""
+    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+
+    key, other = _ec("k1"), _ec("k1")
+    docs.serve_json("/keys/jwks.json", _public_set(key), {"Cache-Control": "max-age=600"})
+    url = _jwks_uri_client(docs, "/jwks-client.json", "/keys/jwks.json")
+    code, verifier = _code(cimd_live, url)
+    assert docs.hits["/keys/jwks.json"] == 1  # checked before the client was accepted
+    token_url = cimd_live.url + "/oauth/token"
+    # Same kid, another key: the signature does not verify.
+    _invalid_client(_post_with_assertion(cimd_live, url, other, grant_type="authorization_code", code=code,
+                                         redirect_uri=REDIRECT, code_verifier=verifier))
+    session = OAuth2Session(client_id=url, client_secret=key, token_endpoint_auth_method="private_key_jwt",
+                            redirect_uri=REDIRECT)
+    session.register_client_auth_method(PrivateKeyJWT(token_url, headers={"kid": "k1"}, alg="ES256"))
+    token = session.fetch_token(token_url, grant_type="authorization_code", code=code, code_verifier=verifier)
+    assert token["access_token"] and token["refresh_token"]
+    refreshed = session.refresh_token(token_url)
+    assert refreshed["access_token"] != token["access_token"]
+    assert docs.hits["/keys/jwks.json"] == 1  # served from the cache (max-age=600)
+    row = _rows(cimd_live, url)
+    assert row.token_endpoint_auth_method == "private_key_jwt" and row.client_type == "third_party"
+    assert row.client_secret_hash is None
+
+
+def test_a2_11_jwks_uri_kid_rotation_refetches_once(cimd_live, docs):
+    """An assertion whose kid the cached set lacks refetches the jwks_uri once,
+    at most once per JWKS_REFETCH_SECONDS per client: right after a fetch an
+    unknown kid costs no fetch (anyone can send one), later it finds the
+    rotated key, and a further unknown kid again costs nothing."""
+    import datetime as dt
+
+    import time_machine
+
+    from authz_server.oauth.registration import cimd
+
+    k1, k2, k3 = _ec("k1"), _ec("k2"), _ec("k3")
+    docs.serve_json("/rot/jwks.json", _public_set(k1), {"Cache-Control": "max-age=3600"})
+    url = _jwks_uri_client(docs, "/rot.json", "/rot/jwks.json")
+    # The whole flow on one frozen clock: the caches stamp entries with it.
+    with time_machine.travel(dt.datetime.now(dt.timezone.utc), tick=False) as clock:
+        code, verifier = _code(cimd_live, url)
+        resp = _post_with_assertion(cimd_live, url, k1, grant_type="authorization_code", code=code,
+                                    redirect_uri=REDIRECT, code_verifier=verifier)
+        assert resp.status_code == 200, resp.text
+        refresh = resp.json()["refresh_token"]
+        assert docs.hits["/rot/jwks.json"] == 1
+        # The client rotates k1 -> k2.
+        docs.serve_json("/rot/jwks.json", _public_set(k2), {"Cache-Control": "max-age=3600"})
+        _invalid_client(_refresh_with(cimd_live, url, k2, refresh))
+        assert docs.hits["/rot/jwks.json"] == 1  # rate-limited: the last fetch is too recent
+        clock.shift(cimd.JWKS_REFETCH_SECONDS + 1)
+        resp = _refresh_with(cimd_live, url, k2, refresh)
+        assert resp.status_code == 200, resp.text
+        refresh = resp.json()["refresh_token"]
+        assert docs.hits["/rot/jwks.json"] == 2  # one refetch, not a cache expiry (max-age=3600)
+        # The retired key and a never-published one: refused, no further fetch.
+        _invalid_client(_refresh_with(cimd_live, url, k1, refresh))
+        _invalid_client(_refresh_with(cimd_live, url, k3, refresh))
+        assert _refresh_with(cimd_live, url, k2, refresh).status_code == 200
+        assert docs.hits["/rot/jwks.json"] == 2
+        assert docs.hits["/rot.json"] == 1  # the document itself was not refetched
+
+
+def _assert_jwks_uri_refused(live, url, key, caplog, reason):
+    """The client is refused at /authorize (error page, no redirect) and at
+    /token (invalid_client), nothing is stored, and the log says why."""
+    caplog.set_level(logging.INFO, logger="authz_server.oauth.registration.cimd")
+    page = _assert_refused_at_authorize(live, url)
+    assert "error: invalid_client" in page.text
+    _invalid_client(_post_with_assertion(live, url, key, grant_type="authorization_code", code="x",
+                                         redirect_uri=REDIRECT, code_verifier="v" * 43))
+    assert _rows(live, url) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(reason in m for m in messages), messages
+
+
+def test_b4_3_jwks_uri_redirect_is_not_followed(cimd_live, docs, caplog):
+    """B.4 item 3 for the key set: a redirect is an error, never followed."""
+    key = _ec("k1")
+    docs.serve_json("/real/jwks.json", _public_set(key))
+    docs.routes["/moved/jwks.json"] = (302, {"Location": docs.url("/real/jwks.json")}, b"")
+    url = _jwks_uri_client(docs, "/moved.json", "/moved/jwks.json")
+    _assert_jwks_uri_refused(cimd_live, url, key, caplog, "jwks_uri answered 302")
+    assert "/real/jwks.json" not in docs.hits
+
+
+@pytest.mark.parametrize("jwks_uri,reason", [
+    ("https://10.0.0.1/jwks.json", "refused address"),
+    ("https://169.254.169.254/latest/jwks.json", "refused address"),
+    ("https://[fd00::1]/jwks.json", "refused address"),
+    ("https://100.64.0.1/jwks.json", "refused address"),
+    ("http://keys.example/jwks.json", "jwks_uri must use https"),
+    ("https://keys.example/jwks.json#k", "jwks_uri must not have a fragment"),
+])
+def test_b4_3_jwks_uri_private_addresses_refused(cimd_live, docs, caplog, jwks_uri, reason):
+    """B.4 item 3 for the key set: https only, and special-use/private ranges
+    refused on the address, before connecting (even with the loopback switch)."""
+    docs.serve_json("/priv-keys.json", docs.document("/priv-keys.json", token_endpoint_auth_method="private_key_jwt",
+                                                     jwks_uri=jwks_uri))
+    _assert_jwks_uri_refused(cimd_live, docs.url("/priv-keys.json"), _ec("k1"), caplog, reason)
+
+
+def test_b4_3_jwks_uri_on_loopback_refused_without_dev_switch(docs):
+    """Without AUTHZ_CIMD_ALLOW_LOOPBACK a jwks_uri on loopback is refused: http
+    by its scheme, a name resolving to loopback on its address, before any
+    connection (the document fetcher's guards, reused)."""
+    from authz_server.oauth.registration import cimd
+
+    key = _ec("k1")
+    docs.serve_json("/local/jwks.json", _public_set(key))
+    doc = json.dumps(docs.document("/c.json", token_endpoint_auth_method="private_key_jwt",
+                                   jwks_uri=docs.url("/local/jwks.json"))).encode()
+    with pytest.raises(cimd.CimdError, match="jwks_uri must use https"):
+        cimd.validate(docs.url("/c.json"), doc, allow_loopback=False)
+    assert cimd.validate(docs.url("/c.json"), doc, allow_loopback=True).jwks_uri == docs.url("/local/jwks.json")
+    with pytest.raises(cimd.CimdError, match="jwks_uri host resolves to a refused address"):
+        cimd.fetch(f"https://localhost:{docs.port}/local/jwks.json", allow_loopback=False,
+                   max_body=cimd.MAX_JWKS_BODY, what="jwks_uri")
+    assert docs.hits == {}
+
+
+def test_b4_3_jwks_uri_body_cap(cimd_live, docs, caplog):
+    """B.4 item 3 for the key set: a 10 MB stream is refused without being read
+    to the end; a declared Content-Length over the cap is refused too."""
+    from authz_server.oauth.registration import cimd
+
+    key = _ec("k1")
+    written = []
+
+    def stream(wfile):
+        chunk = b" " * 65536
+        for _ in range(160):  # 10 MB
+            wfile.write(chunk)
+            written.append(len(chunk))
+
+    docs.routes["/huge/jwks.json"] = (200, {"Content-Type": "application/json"}, stream)
+    url = _jwks_uri_client(docs, "/huge-keys.json", "/huge/jwks.json")
+    _assert_jwks_uri_refused(cimd_live, url, key, caplog, "jwks_uri serves a body that is too large")
+    assert sum(written) < 10 * 1024 * 1024
+    # Padding a valid set past the cap (whitespace keeps it valid JSON).
+    padded = json.dumps(_public_set(key)).encode() + b" " * cimd.MAX_JWKS_BODY
+    docs.routes["/big/jwks.json"] = (200, {"Content-Type": "application/json"}, padded)
+    url = _jwks_uri_client(docs, "/big-keys.json", "/big/jwks.json")
+    caplog.clear()
+    _assert_jwks_uri_refused(cimd_live, url, key, caplog, "jwks_uri serves a body that is too large")
+
+
+def test_a2_11_jwks_uri_with_private_key_refused(cimd_live, docs, caplog):
+    """A key set holding private key material (``d``) is no public key set:
+    the whole client is refused, even when other keys are public."""
+    public, leaked = _ec("k1"), _ec("k2")
+    docs.serve_json("/leak/jwks.json", {"keys": [public.as_dict(private=False), leaked.as_dict(private=True)]})
+    url = _jwks_uri_client(docs, "/leak.json", "/leak/jwks.json")
+    _assert_jwks_uri_refused(cimd_live, url, public, caplog, "must hold public keys only")
+
+
+def test_a2_11_jwks_and_jwks_uri_together_refused(cimd_live, docs, caplog):
+    """RFC 7591 §2: jwks and jwks_uri MUST NOT both be present; the jwks_uri is
+    not even fetched."""
+    key = _ec("k1")
+    docs.serve_json("/both/jwks.json", _public_set(key))
+    url = _jwks_uri_client(docs, "/both.json", "/both/jwks.json", jwks=_public_set(key))
+    _assert_jwks_uri_refused(cimd_live, url, key, caplog, "jwks and jwks_uri must not both be present")
+    assert "/both/jwks.json" not in docs.hits
+
+
+def test_b4_5_failed_jwks_fetch_is_not_cached(cimd_live, docs):
+    """B.4 item 5 for the key set: a failed fetch refuses the client for that
+    request only (one fetch per request) and is not remembered: once the set is
+    served, the next request fetches it again and the client works. The same
+    when the cached set expires (its own max-age, the document still fresh) and
+    the refetch fails."""
+    import datetime as dt
+
+    import time_machine
+
+    key = _ec("k1")
+    docs.routes["/flaky/jwks.json"] = (500, {}, b"oops")
+    url = _jwks_uri_client(docs, "/flaky.json", "/flaky/jwks.json")
+    with time_machine.travel(dt.datetime.now(dt.timezone.utc), tick=False) as clock:
+        _assert_refused_at_authorize(cimd_live, url)
+        assert docs.hits["/flaky/jwks.json"] == 1
+        docs.serve_json("/flaky/jwks.json", _public_set(key), {"Cache-Control": "max-age=60"})
+        code, verifier = _code(cimd_live, url)
+        assert docs.hits["/flaky/jwks.json"] == 2
+        resp = _post_with_assertion(cimd_live, url, key, grant_type="authorization_code", code=code,
+                                    redirect_uri=REDIRECT, code_verifier=verifier)
+        assert resp.status_code == 200, resp.text
+        refresh = resp.json()["refresh_token"]
+        # The set expires (60 s) before the document (300 s by default); its refetch fails.
+        docs.routes["/flaky/jwks.json"] = (503, {}, b"down")
+        clock.shift(61)
+        _invalid_client(_refresh_with(cimd_live, url, key, refresh))
+        assert docs.hits["/flaky/jwks.json"] == 3
+        docs.serve_json("/flaky/jwks.json", _public_set(key), {"Cache-Control": "max-age=60"})
+        resp = _refresh_with(cimd_live, url, key, refresh)
+        assert resp.status_code == 200, resp.text
+        assert docs.hits["/flaky/jwks.json"] == 4

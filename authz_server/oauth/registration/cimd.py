@@ -6,6 +6,12 @@ client publishes about itself. We fetch it (no redirects, SSRF-guarded, capped,
 short timeout), validate it, cache it as its HTTP cache headers allow (clamped;
 errors never cached) and keep a row keyed by the URL in ``clients`` so codes,
 grants and refresh tokens can point at it (foreign keys).
+
+A ``private_key_jwt`` client publishes its public keys inline (``jwks``) or by
+reference (``jwks_uri``, RFC 7591 §2). A ``jwks_uri`` is fetched with the same
+fetcher and guards as the document, cached the same way, and refetched early
+(rate-limited) when an assertion names a ``kid`` the cached set lacks (key
+rotation, RFC 7523 §2.2 / RFC 7517 §4.5).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import dataclasses
 import http.client
 import ipaddress
 import json
+import logging
 import re
 import socket
 import ssl
@@ -32,6 +39,8 @@ from ...db import utcnow
 from ...models import Client, ClientType
 from .. import redirect_uris
 
+log = logging.getLogger(__name__)
+
 # The CIMD draft recommends a cap of about 5 KB; a few seconds of timeout (B.4 item 3).
 MAX_BODY = 5 * 1024
 TIMEOUT = 3.0
@@ -40,6 +49,17 @@ MIN_CACHE = 60
 MAX_CACHE = 24 * 3600
 DEFAULT_CACHE = 300
 MAX_ID_LENGTH = 255  # clients.client_id is String(255)
+# A JWK Set may hold up to MAX_KEYS keys; ten RSA-4096 public keys are about
+# 8 KB, so the key set gets a larger cap than the 5 KB document (still tiny).
+MAX_JWKS_BODY = 16 * 1024
+MAX_KEYS = 10
+# An assertion whose kid the cached set lacks refetches the jwks_uri at most
+# once per this many seconds per client: anyone can send such an assertion
+# (the signature cannot be checked without the key), so it must not cost a
+# fetch every time.
+JWKS_REFETCH_SECONDS = 60
+# RFC 7517 §4 / RFC 7518 §6: members that only private (or symmetric) keys carry.
+PRIVATE_KEY_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 SECRET_METHODS = {"client_secret_basic", "client_secret_post", "client_secret_jwt"}
 SUPPORTED_GRANTS = {"authorization_code", "refresh_token"}
 # RFC 6598 shared address space: not covered by ipaddress.is_private on every Python.
@@ -56,34 +76,35 @@ def looks_like_cimd(client_id) -> bool:
     return isinstance(client_id, str) and client_id[:8].lower().startswith(("https://", "http://"))
 
 
-def check_url(url: str, *, allow_loopback: bool) -> tuple[str, str, int]:
+def check_url(url: str, *, allow_loopback: bool, what: str = "client_id URL") -> tuple[str, str, int]:
     """(scheme, host, port) of an acceptable CIMD URL, checked on the raw string
-    (B.4 item 1: normalization must not hide a dot segment or userinfo)."""
+    (B.4 item 1: normalization must not hide a dot segment or userinfo). A
+    document's ``jwks_uri`` is held to the same rules (``what`` names it)."""
     if len(url) > MAX_ID_LENGTH or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url) or "\\" in url:
-        raise CimdError("client_id URL is too long or has forbidden characters")
+        raise CimdError(f"{what} is too long or has forbidden characters")
     m = re.match(r"^(https|http)://([^/?#]*)(/[^?#]*)?(\?[^#]*)?(#.*)?$", url)
     if not m:
-        raise CimdError("client_id URL is not an absolute http(s) URL")
+        raise CimdError(f"{what} is not an absolute http(s) URL")
     scheme, authority, path, query, fragment = m.groups()
     if fragment is not None:
-        raise CimdError("client_id URL must not have a fragment")
+        raise CimdError(f"{what} must not have a fragment")
     if query is not None:
-        raise CimdError("client_id URL should not have a query")
+        raise CimdError(f"{what} should not have a query")
     if "@" in authority:
-        raise CimdError("client_id URL must not have userinfo")
+        raise CimdError(f"{what} must not have userinfo")
     if not path or path == "/":
-        raise CimdError("client_id URL must have a path")
+        raise CimdError(f"{what} must have a path")
     if any(seg in (".", "..") for seg in path.split("/")) or "%2e" in path.lower():
-        raise CimdError("client_id URL must not have dot segments")
+        raise CimdError(f"{what} must not have dot segments")
     parts = urlsplit(url)
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise CimdError("client_id URL has an invalid port") from None
+        raise CimdError(f"{what} has an invalid port") from None
     if not host:
-        raise CimdError("client_id URL has no host")
+        raise CimdError(f"{what} has no host")
     if scheme == "http" and not (allow_loopback and redirect_uris.is_loopback_host(host)):
-        raise CimdError("client_id URL must use https")
+        raise CimdError(f"{what} must use https")
     return scheme, host, port or (443 if scheme == "https" else 80)
 
 
@@ -97,29 +118,31 @@ def _refused(ip, allow_loopback: bool) -> bool:
             or (ip.version == 4 and ip in CGNAT) or not ip.is_global)
 
 
-def resolve(host: str, port: int, *, allow_loopback: bool) -> str:
+def resolve(host: str, port: int, *, allow_loopback: bool, what: str = "client_id URL") -> str:
     """The address to connect to; every address the name resolves to must be
     public (an attacker's DNS could mix a private one in)."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError, OSError):
-        raise CimdError("client_id host does not resolve") from None
+        raise CimdError(f"{what} host does not resolve") from None
     addrs = []
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if _refused(ip, allow_loopback):
-            raise CimdError(f"client_id host resolves to a refused address ({ip})")
+            raise CimdError(f"{what} host resolves to a refused address ({ip})")
         addrs.append(str(ip))
     if not addrs:
-        raise CimdError("client_id host does not resolve")
+        raise CimdError(f"{what} host does not resolve")
     return addrs[0]
 
 
-def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT) -> tuple[bytes, int]:
-    """GET the document: (body, cache seconds). No redirects, the checked
-    address pinned for the connection (no DNS rebinding), at most MAX_BODY bytes."""
-    scheme, host, port = check_url(url, allow_loopback=allow_loopback)
-    ip = resolve(host, port, allow_loopback=allow_loopback)
+def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body: int = MAX_BODY,
+          what: str = "client_id URL") -> tuple[bytes, int]:
+    """GET the document (or a document's ``jwks_uri``): (body, cache seconds).
+    No redirects, the checked address pinned for the connection (no DNS
+    rebinding), at most ``max_body`` bytes, ``timeout`` for the whole body."""
+    scheme, host, port = check_url(url, allow_loopback=allow_loopback, what=what)
+    ip = resolve(host, port, allow_loopback=allow_loopback, what=what)
     if scheme == "https":
         conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
     else:
@@ -135,25 +158,25 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT) -> tuple[
         resp = conn.getresponse()
         # B.4 item 3: only 200 counts; a redirect is an error, never followed.
         if resp.status != 200:
-            raise CimdError(f"client_id URL answered {resp.status}")
+            raise CimdError(f"{what} answered {resp.status}")
         length = resp.getheader("Content-Length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            raise CimdError("client metadata document is too large")
+        if length and length.isdigit() and int(length) > max_body:
+            raise CimdError(f"{what} serves a body that is too large")
         body = b""
-        while len(body) <= MAX_BODY:
+        while len(body) <= max_body:
             if time.monotonic() > deadline:
-                raise CimdError("client metadata document took too long")
+                raise CimdError(f"{what} took too long")
             # read1: at most one receive per call, so a server dripping bytes
             # cannot hold the request past the deadline (read() waits for n bytes).
-            chunk = resp.read1(min(1024, MAX_BODY + 1 - len(body)))
+            chunk = resp.read1(min(1024, max_body + 1 - len(body)))
             if not chunk:
                 break
             body += chunk
-        if len(body) > MAX_BODY:
-            raise CimdError("client metadata document is too large")
+        if len(body) > max_body:
+            raise CimdError(f"{what} serves a body that is too large")
         return body, cache_seconds(resp.getheader("Cache-Control"))
     except (OSError, http.client.HTTPException) as e:
-        raise CimdError(f"client_id URL could not be fetched ({type(e).__name__})") from None
+        raise CimdError(f"{what} could not be fetched ({type(e).__name__})") from None
     finally:
         conn.close()
 
@@ -183,6 +206,7 @@ class Document:
     client_uri: str | None
     post_logout_redirect_uris: tuple
     jwks: dict | None = None
+    jwks_uri: str | None = None
 
 
 def _optional_uri(data, name):
@@ -194,8 +218,31 @@ def _optional_uri(data, name):
     return value
 
 
-def validate(url: str, body: bytes) -> Document:
-    """B.4 item 4."""
+def check_jwks(jwks, what: str = "jwks") -> KeySet:
+    """A JWK Set of 1 to MAX_KEYS public keys (RFC 7517 §5), as a KeySet."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not 0 < len(jwks["keys"]) <= MAX_KEYS:
+        raise CimdError(f"{what} must be a JWK set with 1 to {MAX_KEYS} keys")
+    # A published private key is no longer private, and an oct key is a shared
+    # secret, which CIMD forbids (B.4 item 4): refuse the whole set.
+    if any(not isinstance(k, dict) or PRIVATE_KEY_MEMBERS & set(k) or k.get("kty") == "oct" for k in jwks["keys"]):
+        raise CimdError(f"{what} must hold public keys only")
+    try:
+        return KeySet.import_key_set(jwks)
+    except Exception:
+        raise CimdError(f"{what} is not a valid JWK set") from None
+
+
+def parse_jwks(body: bytes) -> KeySet:
+    """The body a ``jwks_uri`` served (RFC 7591 §2: a JWK Set document)."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise CimdError("jwks_uri does not serve JSON") from None
+    return check_jwks(data, "the key set at jwks_uri")
+
+
+def validate(url: str, body: bytes, *, allow_loopback: bool = False) -> Document:
+    """B.4 item 4. ``allow_loopback`` as for the document URL, for ``jwks_uri``."""
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -210,20 +257,22 @@ def validate(url: str, body: bytes) -> Document:
     method = data.get("token_endpoint_auth_method", "none")
     if method in SECRET_METHODS:
         raise CimdError(f"token_endpoint_auth_method {method} needs a shared secret, which CIMD forbids")
-    jwks = None
+    jwks, jwks_uri = data.get("jwks"), data.get("jwks_uri")
+    # RFC 7591 §2: "The jwks_uri and jwks parameters MUST NOT both be present".
+    if jwks is not None and jwks_uri is not None:
+        raise CimdError("jwks and jwks_uri must not both be present")
     if method == "private_key_jwt":
         # RFC 7523 §2.2 / A.2 item 11: the document's public keys verify the
-        # client's assertions. Only inline jwks for now (a jwks_uri would be a
-        # second SSRF-guarded fetch).
-        jwks = data.get("jwks")
-        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not 0 < len(jwks["keys"]) <= 10:
-            raise CimdError("private_key_jwt needs an inline jwks with 1 to 10 keys (jwks_uri is not supported)")
-        if any(not isinstance(k, dict) or "d" in k or k.get("kty") == "oct" for k in jwks["keys"]):
-            raise CimdError("jwks must hold public keys only")
-        try:
-            KeySet.import_key_set(jwks)
-        except Exception:
-            raise CimdError("jwks is not a valid JWK set") from None
+        # client's assertions, inline or at jwks_uri (fetched by the resolver
+        # with the document's guards before the client is accepted).
+        if jwks_uri is not None:
+            if not isinstance(jwks_uri, str):
+                raise CimdError("jwks_uri must be a string")
+            check_url(jwks_uri, allow_loopback=allow_loopback, what="jwks_uri")
+        elif jwks is None:
+            raise CimdError("private_key_jwt needs jwks or jwks_uri")
+        else:
+            check_jwks(jwks)
     elif method != "none":
         raise CimdError(f"unsupported token_endpoint_auth_method {method!r}")
     name = data.get("client_name")
@@ -252,18 +301,39 @@ def validate(url: str, body: bytes) -> Document:
     return Document(
         client_id=url, client_name=name.strip(), redirect_uris=tuple(uris), grant_types=tuple(grants),
         token_endpoint_auth_method=method, logo_uri=_optional_uri(data, "logo_uri"),
-        client_uri=_optional_uri(data, "client_uri"), post_logout_redirect_uris=tuple(logout), jwks=jwks,
+        client_uri=_optional_uri(data, "client_uri"), post_logout_redirect_uris=tuple(logout),
+        # Keys matter only to private_key_jwt; a "none" client's are ignored.
+        jwks=jwks if method == "private_key_jwt" else None,
+        jwks_uri=jwks_uri if method == "private_key_jwt" else None,
     )
 
 
+@dataclass(frozen=True)
+class _Cached:
+    expires: float  # time.monotonic()
+    client: object  # clients.OAuthClient
+    jwks_uri: str | None
+
+
+@dataclass(frozen=True)
+class _Keys:
+    uri: str
+    keys: KeySet
+    kids: frozenset
+    expires: float  # time.monotonic(), from the key set's own Cache-Control
+    fetched: float  # the last fetch attempt: JWKS_REFETCH_SECONDS counts from here
+
+
 class CimdResolver:
-    """Fetches, validates, caches and persists CIMD clients (``query_client``, B.4)."""
+    """Fetches, validates, caches and persists CIMD clients (``query_client``, B.4),
+    and the key sets of those that publish a ``jwks_uri``."""
 
     def __init__(self, db, *, allow_loopback: bool = False, timeout: float = TIMEOUT):
         self.db = db
         self.allow_loopback = allow_loopback
         self.timeout = timeout
-        self._items: dict[str, tuple[float, object]] = {}
+        self._items: dict[str, _Cached] = {}
+        self._keys: dict[str, _Keys] = {}  # by client_id
         self._lock = threading.Lock()
 
     def get(self, url: str):
@@ -271,34 +341,101 @@ class CimdResolver:
 
         now = time.monotonic()
         hit = self._items.get(url)
-        if hit and now < hit[0]:
-            return hit[1]
         # One request may look the client up several times (Authlib, then our
         # error handling): a refused document is fetched once per request, not
         # once per lookup, so /authorize is no fetch amplifier.
         failed = g.setdefault("cimd_failed", set()) if has_app_context() else set()
+        if hit and now < hit.expires:
+            if hit.jwks_uri is None:
+                return hit.client
+            if url in failed:
+                return None
+            # The document is fresh but its key set has a lifetime of its own.
+            try:
+                self._key_set(url, hit.jwks_uri)
+            except CimdError as e:
+                self._refuse(url, failed, e)
+                return None
+            return hit.client
         if url in failed:
             return None
         try:
             body, seconds = fetch(url, allow_loopback=self.allow_loopback, timeout=self.timeout)
-            doc = validate(url, body)
-        except CimdError:
-            # Never cache errors or invalid documents (B.4 item 5): a fixed
-            # document works on the next request.
-            with self._lock:
-                self._items.pop(url, None)
-            failed.add(url)
+            doc = validate(url, body, allow_loopback=self.allow_loopback)
+            # A client whose keys cannot be fetched is refused before anything
+            # is stored, like one whose document cannot be.
+            if doc.jwks_uri is not None:
+                self._key_set(url, doc.jwks_uri)
+        except CimdError as e:
+            self._refuse(url, failed, e)
             return None
         model = self._store(doc)
         if model is None or not model.is_active:
+            with self._lock:
+                self._keys.pop(url, None)
             return None
-        # The keys live only in the cached client, refreshed with the document.
+        # Inline keys live only in the cached client, refreshed with the
+        # document; keys from jwks_uri in self._keys (client_keys).
         value = dataclasses.replace(OAuthClient.from_model(model), jwks=doc.jwks)
         with self._lock:
             if len(self._items) > 10000:
                 self._items.clear()
-            self._items[url] = (now + seconds, value)
+            self._items[url] = _Cached(now + seconds, value, doc.jwks_uri)
+            if doc.jwks_uri is None:
+                self._keys.pop(url, None)
         return value
+
+    def _refuse(self, url: str, failed: set, why: CimdError):
+        # Never cache errors or invalid documents or key sets (B.4 item 5): a
+        # fixed document works on the next request.
+        log.info("CIMD client %s refused: %s", url, why)
+        with self._lock:
+            self._items.pop(url, None)
+            self._keys.pop(url, None)
+        failed.add(url)
+
+    def client_keys(self, client, kid: str | None) -> KeySet:
+        """The key set at the jwks_uri of ``client`` (a CIMD client resolved by
+        ``get``) to verify an assertion whose header names ``kid``."""
+        hit = self._items.get(client.client_id)
+        if hit is None or hit.jwks_uri is None:
+            raise CimdError("the client's document names no jwks_uri")
+        return self._key_set(client.client_id, hit.jwks_uri, kid=kid)
+
+    def _key_set(self, client_id: str, uri: str, *, kid: str | None = None) -> KeySet:
+        """The cached key set of ``uri``, fetched when missing or expired, and
+        refetched once when ``kid`` is not in it (the client rotated its keys,
+        RFC 7517 §4.5) unless the last fetch is under JWKS_REFETCH_SECONDS old."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._keys.get(client_id)
+            if entry is not None and entry.uri == uri and now < entry.expires:
+                if kid is None or kid in entry.kids:
+                    return entry.keys
+                if now - entry.fetched < JWKS_REFETCH_SECONDS:
+                    return entry.keys  # the assertion fails on its unknown kid
+                # Claimed under the lock: concurrent requests with unknown kids
+                # make one refetch, not one each.
+                entry = self._keys[client_id] = dataclasses.replace(entry, fetched=now)
+        try:
+            # Same fetcher, same guards as the document (B.4 item 3).
+            body, seconds = fetch(uri, allow_loopback=self.allow_loopback, timeout=self.timeout,
+                                  max_body=MAX_JWKS_BODY, what="jwks_uri")
+            keys = parse_jwks(body)
+        except CimdError:
+            # Errors are never cached (B.4 item 5), and a set its publisher no
+            # longer serves is not trusted either: the next request fetches
+            # again (the client is refused meanwhile).
+            with self._lock:
+                if self._keys.get(client_id) is entry:
+                    self._keys.pop(client_id, None)
+            raise
+        kids = frozenset(k.kid for k in keys.keys if k.kid)
+        with self._lock:
+            if len(self._keys) > 10000:
+                self._keys.clear()
+            self._keys[client_id] = _Keys(uri, keys, kids, now + seconds, now)
+        return keys
 
     def _store(self, doc: Document) -> Client | None:
         """Upsert the row keyed by the URL, in a session of its own so the
@@ -337,19 +474,23 @@ class CimdResolver:
         with self._lock:
             if url is None:
                 self._items.clear()
+                self._keys.clear()
             else:
                 self._items.pop(url, None)
+                self._keys.pop(url, None)
 
 
 class CimdPrivateKeyJWT(JWTBearerClientAssertion):
     """RFC 7523 §2.2 ``private_key_jwt`` for CIMD clients whose document
-    publishes keys (A.2 item 11, B.4 item 7)."""
+    publishes keys, inline (``jwks``) or by reference (``jwks_uri``, through
+    ``resolver``) (A.2 item 11, B.4 item 7)."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, issuer: str):
+    def __init__(self, issuer: str, resolver: CimdResolver | None = None):
         super().__init__(validate_jti=True, leeway=60)
         self.issuer = issuer
+        self.resolver = resolver
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -358,9 +499,23 @@ class CimdPrivateKeyJWT(JWTBearerClientAssertion):
         return [self.issuer + "/oauth/token", self.issuer]
 
     def resolve_client_public_key(self, client):
-        if not getattr(client, "jwks", None):
+        if getattr(client, "jwks", None):
+            return KeySet.import_key_set(client.jwks)
+        resolver = self.resolver
+        if resolver is None or getattr(client, "registered_via", None) != "cimd":
             raise InvalidClientError(description="The client publishes no keys")
-        return KeySet.import_key_set(client.jwks)
+
+        def for_assertion(token):
+            # joserfc calls this with the assertion before verifying it: its
+            # header's kid decides whether a rotated key set is refetched.
+            kid = token.headers().get("kid")
+            try:
+                return resolver.client_keys(client, kid if isinstance(kid, str) else None)
+            except CimdError as e:
+                log.info("CIMD client %s: no key set: %s", client.client_id, e)
+                raise InvalidClientError(description="The client's keys could not be fetched") from None
+
+        return for_assertion
 
     def validate_jti(self, claims, jti):
         # RFC 7523 §3 item 7: a jti is used once (in-process memory until exp).
