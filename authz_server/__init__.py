@@ -46,6 +46,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         APP_NAME=settings.app_name,
     )
     app.json.sort_keys = False
+    if settings.trusted_proxies:
+        # AUTHZ_TRUSTED_PROXIES: request.remote_addr (rate limits, audit log; see
+        # sources.py) and the scheme come from the X-Forwarded-For/-Proto entries
+        # that many proxies added. Never by default: a client can send the headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     db = database or Database(settings.database_url)
 
     from .oauth.server import AuthzServer

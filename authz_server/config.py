@@ -96,8 +96,24 @@ class Settings:
     registration_policy: str = "open"
     registration_initial_tokens: tuple = ()
     # New registrations per minute per source address (a token bucket, burst =
-    # one minute's worth; 0 = unlimited). In-process: per node until Redis backs it.
+    # one minute's worth; 0 = unlimited). Per process, or shared through REDIS_URL.
     registration_rate: int = 20
+    # Other rate limits (DESIGN §5; policies in oauth.limits), per minute with a
+    # burst of one minute's worth, 0 = unlimited; per process unless REDIS_URL is
+    # set (then shared by every node, keys under rate_limit_prefix). Generous, so
+    # that shared egress (C-15) and one busy client are not throttled by default:
+    # tokens issued per client and grant type (public clients: and per source);
+    token_rate: int = 1200
+    # failed client authentications per source and claimed client_id (secret guessing);
+    client_auth_failure_rate: int = 60
+    # introspection requests per authenticated caller (a resource server);
+    introspection_rate: int = 6000
+    # login page requests per source address (a company's NAT is one source).
+    login_rate: int = 300
+    rate_limit_prefix: str = "authz:ratelimit:"
+    # Proxies in front of the app whose X-Forwarded-For/-Proto are trusted
+    # (werkzeug ProxyFix); 0 = none, the header is ignored (anyone can send it).
+    trusted_proxies: int = 0
     # Dynamically registered clients that never got a token are deleted by
     # `authz-server clients gc` this many days after registration (0 = never; C-14).
     dcr_client_ttl_days: int = 7
@@ -175,6 +191,14 @@ class Settings:
             ),
             registration_rate=_int(env, "AUTHZ_REGISTRATION_RATE", defaults.registration_rate,
                                    "registrations per minute"),
+            token_rate=_int(env, "AUTHZ_TOKEN_RATE", defaults.token_rate, "token requests per minute"),
+            client_auth_failure_rate=_int(env, "AUTHZ_CLIENT_AUTH_FAILURE_RATE", defaults.client_auth_failure_rate,
+                                          "failures per minute"),
+            introspection_rate=_int(env, "AUTHZ_INTROSPECTION_RATE", defaults.introspection_rate,
+                                    "requests per minute"),
+            login_rate=_int(env, "AUTHZ_LOGIN_RATE", defaults.login_rate, "requests per minute"),
+            rate_limit_prefix=get("AUTHZ_RATE_LIMIT_PREFIX") or defaults.rate_limit_prefix,
+            trusted_proxies=_int(env, "AUTHZ_TRUSTED_PROXIES", defaults.trusted_proxies, "proxies"),
             dcr_client_ttl_days=_int(env, "AUTHZ_DCR_CLIENT_TTL_DAYS", defaults.dcr_client_ttl_days, "days"),
             dcr_client_idle_days=_int(env, "AUTHZ_DCR_CLIENT_IDLE_DAYS", defaults.dcr_client_idle_days, "days"),
             sql_count=get("AUTHZ_SQL_COUNT") == "1",
@@ -249,5 +273,9 @@ class Settings:
         if self.is_production and self.cimd_allow_loopback:
             problems.append("AUTHZ_CIMD_ALLOW_LOOPBACK is for development only: it lets a client_id URL "
                             "point at this machine (SSRF)")
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.trusted_proxies > 5:
+            problems.append("AUTHZ_TRUSTED_PROXIES is the number of proxies in front of the server (0 to 5)")
         if problems:
             raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))

@@ -16,12 +16,13 @@ class PageError(Exception):
     status = 400
 
     def __init__(self, title: str, message: str, *, hint: str | None = None, status: int | None = None,
-                 error: str = "invalid_request"):
+                 error: str = "invalid_request", headers: dict | None = None):
         super().__init__(message)
         self.title = title
         self.message = message
         self.hint = hint
         self.error = error
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 429 (RFC 6585 §4)
         if status:
             self.status = status
 
@@ -42,7 +43,7 @@ def error_page(title, message, status=400, hint=None):
 def register(app):
     @app.errorhandler(PageError)
     def _page(e: PageError):
-        return error_page(e.title, e.message, e.status, e.hint)
+        return (*error_page(e.title, e.message, e.status, e.hint), e.headers)
 
     from .identity.gateway import IdentityError
 

@@ -1,17 +1,25 @@
-"""In-process token buckets (DESIGN §5 "rate limits on token, registration, login
-and introspection endpoints").
+"""Token buckets for the rate limits (DESIGN §5 "rate limits on token, registration,
+login and introspection endpoints"; §6 "Redis, when configured, backs rate limits").
 
-Each key (for example a digest of the caller's address) has a bucket of
+Each key (a digest of the caller's address, a client id, ...) has a bucket of
 ``per_minute`` tokens that refills continuously; a burst of one minute's worth
-passes, then one request per ``60 / per_minute`` seconds. The buckets live in
-this process, so N nodes allow N times the rate: a Redis-backed limiter
-(``REDIS_URL``) will replace this one for shared limits.
+passes, then one request per ``60 / per_minute`` seconds. Two stores, one
+interface (``check``/``spend`` return 0 or the ``Retry-After`` seconds):
+
+- ``RateLimiter``: in this process (the default). N processes allow N times the rate.
+- ``RedisRateLimiter`` (``REDIS_URL``): one bucket per key for every node, updated
+  atomically by a Lua script in one round trip. It fails open: see ``RedisStore``.
+
+Who is limited, by which key, lives in ``oauth.limits``.
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter:
@@ -67,3 +75,114 @@ class RateLimiter:
     def reset(self) -> None:
         with self._lock:
             self._buckets.clear()
+
+
+# KEYS[1] the bucket (a hash: tokens, ts); ARGV[1] tokens per minute; ARGV[2]
+# "1" to take a token, "0" to look. Returns 0 (go ahead) or the whole seconds
+# until a token is there. The clock is Redis's own TIME, so nodes whose clocks
+# differ still agree on every bucket. A missing key is a full bucket: a bucket
+# refills completely in 60 s, so the key expires 61 s after its last spend.
+_TOKEN_BUCKET = """
+if redis.replicate_commands then redis.replicate_commands() end
+local rate = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, last = tonumber(b[1]), tonumber(b[2])
+if tokens == nil or last == nil then tokens, last = rate, now end
+local elapsed = now - last
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(rate, tokens + elapsed * rate / 60)
+if tokens < 1 then
+  return math.max(1, math.ceil((1 - tokens) * 60 / rate))
+end
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[1], 61)
+end
+return 0
+"""
+
+
+class RedisStore:
+    """One Redis connection pool and the bucket script, shared by every limiter of
+    a process, with a circuit breaker.
+
+    Fails open: when Redis does not answer, the request is allowed and a warning
+    logged, and Redis is not asked again for ``pause`` seconds. Rate limits
+    guard against abuse; they are not what makes an answer correct (Postgres is
+    the one source of truth, DESIGN §6), and Redis is optional infrastructure.
+    Failing closed would turn a Redis outage into an outage of sign-in, token
+    issuance and refresh for every client; the short timeouts and the pause
+    keep a dead Redis from adding latency to every request either.
+    """
+
+    def __init__(self, url: str, prefix: str, *, timeout: float = 0.25, pause: float = 5.0, clock=time.monotonic):
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.prefix = prefix
+        self.pause = pause
+        self.clock = clock
+        self.errors = redis.RedisError
+        # One retry: a pooled connection that Redis closed (a restart) reconnects once.
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                           retry=Retry(NoBackoff(), 1))
+        self._script = self.client.register_script(_TOKEN_BUCKET)
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def bucket(self, key: str, per_minute: int, spend: bool) -> int:
+        if self.clock() < self._down_until:
+            return 0
+        try:
+            # EVALSHA; the script is loaded with EVAL only the first time a Redis sees it.
+            return int(self._script(keys=[self.prefix + key], args=[per_minute, 1 if spend else 0]))
+        except self.errors as e:
+            with self._lock:
+                first = self.clock() >= self._down_until
+                self._down_until = self.clock() + self.pause
+            if first:
+                log.warning("rate limits: Redis unreachable (%s: %s); allowing requests without limits, "
+                            "next try in %.0f s", e.__class__.__name__, e, self.pause)
+            return 0
+
+    def delete(self, pattern: str) -> None:
+        for key in self.client.scan_iter(match=self.prefix + pattern, count=500):
+            self.client.delete(key)
+
+
+class RedisRateLimiter:
+    """The ``RateLimiter`` interface on a ``RedisStore``: the buckets named
+    ``{prefix}{name}:{key}`` are shared by every process that uses the same Redis
+    and prefix."""
+
+    def __init__(self, store: RedisStore, name: str, per_minute: int):
+        self.store = store
+        self.name = name
+        self.per_minute = per_minute
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_minute > 0
+
+    def check(self, key: str) -> int:
+        return self.store.bucket(f"{self.name}:{key}", self.per_minute, spend=False) if self.enabled else 0
+
+    def spend(self, key: str) -> int:
+        return self.store.bucket(f"{self.name}:{key}", self.per_minute, spend=True) if self.enabled else 0
+
+    def reset(self) -> None:
+        try:
+            self.store.delete(f"{self.name}:*")
+        except self.store.errors:
+            pass
+
+
+def limiter(name: str, per_minute: int, store: RedisStore | None = None):
+    """A limiter of ``per_minute`` for ``name``: in Redis when a store is given,
+    else in this process."""
+    if store is not None:
+        return RedisRateLimiter(store, name, per_minute)
+    return RateLimiter(per_minute)

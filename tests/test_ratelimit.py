@@ -1,6 +1,10 @@
-"""The in-process token bucket behind the registration rate limit (spec-checklist
-A.14 item 77, C-15), with a stepped clock: a burst of one minute's worth, then one
-request per 60/rate seconds, Retry-After in whole seconds, keys independent."""
+"""The token buckets behind the rate limits (DESIGN §5, spec-checklist A.14 item 77,
+C-15). In-process, with a stepped clock: a burst of one minute's worth, then one
+request per 60/rate seconds, Retry-After in whole seconds, keys independent. In
+Redis (DESIGN §6; a real Redis, database 5, keys under a prefix of each test's
+own): the same arithmetic, prefixed keys that expire, buckets shared between
+processes, and failing open when Redis is unreachable. The settings that name
+the limits. The limits over HTTP are in tests/web/test_rate_limits.py."""
 from __future__ import annotations
 
 from authz_server.ratelimit import RateLimiter
@@ -60,3 +64,144 @@ def test_the_table_of_buckets_is_bounded():
     for i in range(25):
         limiter.spend(f"k{i}")
     assert len(limiter._buckets) <= 10
+
+
+# --- the Redis-backed limiter (REDIS_URL): same interface, shared buckets -------
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+from authz_server.ratelimit import RedisRateLimiter, RedisStore, limiter  # noqa: E402
+
+# Not database 0: the machine's Redis is shared.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+@pytest.fixture
+def redis_prefix():
+    """A prefix of this test's own; its keys are deleted afterwards (only those)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    prefix = f"authz_test:{uuid.uuid4().hex}:"
+    yield prefix
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_redis_burst_then_retry_after_and_keys_independent(redis_prefix):
+    limiter_ = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "token", 3)
+    assert limiter_.check("a") == 0
+    assert [limiter_.spend("a") for _ in range(3)] == [0, 0, 0]
+    # 3 a minute: one every 20 s (a few ms have refilled a sliver of a token).
+    assert limiter_.spend("a") in (19, 20)
+    assert limiter_.check("a") in (19, 20)
+    assert limiter_.spend("b") == 0
+
+
+def test_redis_bucket_refills_with_time(redis_prefix):
+    limiter_ = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "login", 60)
+    assert all(limiter_.spend("a") == 0 for _ in range(60))
+    assert limiter_.spend("a") == 1
+    time.sleep(1.1)
+    assert limiter_.spend("a") == 0
+    assert limiter_.spend("a") == 1
+
+
+def test_redis_keys_carry_the_prefix_and_expire(redis_prefix):
+    store = RedisStore(REDIS_URL, redis_prefix)
+    limiter_ = RedisRateLimiter(store, "token", 5)
+    limiter_.check("looked-at")
+    limiter_.spend("spent")
+    keys = sorted(k.decode() for k in store.client.scan_iter(match=redis_prefix + "*"))
+    # Looking creates nothing; a spend leaves one key, gone once the bucket would be full again.
+    assert keys == [redis_prefix + "token:spent"]
+    assert 0 < store.client.ttl(keys[0]) <= 61
+    other = RedisRateLimiter(store, "login", 5)
+    other.spend("spent")
+    limiter_.reset()
+    assert [k.decode() for k in store.client.scan_iter(match=redis_prefix + "*")] == [redis_prefix + "login:spent"]
+
+
+def test_redis_buckets_are_shared_between_stores_with_one_prefix(redis_prefix):
+    """Two processes (two stores, two connection pools) spend one budget; another
+    prefix (another deployment on the same Redis) has its own."""
+    a = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "token", 2)
+    b = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "token", 2)
+    assert a.spend("k") == 0 and b.spend("k") == 0
+    assert a.spend("k") > 0 and b.spend("k") > 0
+    elsewhere = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix + "other:"), "token", 2)
+    assert elsewhere.spend("k") == 0
+
+
+def test_redis_unreachable_fails_open_with_one_warning(caplog):
+    """Redis down: every request is allowed, one warning is logged, and Redis is
+    not asked again until the pause is over."""
+    now = [100.0]
+    store = RedisStore(f"redis://127.0.0.1:{_closed_port()}/5", "authz_test:", pause=5.0, clock=lambda: now[0])
+    limiter_ = RedisRateLimiter(store, "token", 1)
+    calls = []
+    script = store._script
+    store._script = lambda **kw: calls.append(kw) or script(**kw)
+    with caplog.at_level(logging.WARNING, logger="authz_server.ratelimit"):
+        assert [limiter_.spend("a") for _ in range(5)] == [0] * 5
+        assert limiter_.check("a") == 0
+        assert len(calls) == 1
+        warnings = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+        assert len(warnings) == 1
+        now[0] += 6  # past the pause: tried again, still down, warned again
+        assert limiter_.spend("a") == 0
+        assert len(calls) == 2
+        assert len([r for r in caplog.records if "Redis unreachable" in r.getMessage()]) == 2
+    limiter_.reset()  # a reset against a dead Redis does not raise either
+
+
+def test_limiter_factory_picks_the_store(redis_prefix):
+    assert isinstance(limiter("token", 5), RateLimiter)
+    assert isinstance(limiter("token", 5, RedisStore(REDIS_URL, redis_prefix)), RedisRateLimiter)
+    assert RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "token", 0).spend("a") == 0
+
+
+# --- the settings -----------------------------------------------------------------
+
+from authz_server.config import ConfigError, Settings  # noqa: E402
+
+
+def test_rate_limit_settings_defaults_and_environment():
+    defaults = Settings.from_env({"AUTHZ_ENV": "development"})
+    assert (defaults.token_rate, defaults.client_auth_failure_rate, defaults.introspection_rate,
+            defaults.login_rate, defaults.registration_rate) == (1200, 60, 6000, 300, 20)
+    assert defaults.redis_url is None and defaults.trusted_proxies == 0
+    assert defaults.rate_limit_prefix == "authz:ratelimit:"
+    s = Settings.from_env({"AUTHZ_ENV": "development", "AUTHZ_TOKEN_RATE": "0", "AUTHZ_CLIENT_AUTH_FAILURE_RATE": "5",
+                           "AUTHZ_INTROSPECTION_RATE": "7", "AUTHZ_LOGIN_RATE": "9", "AUTHZ_TRUSTED_PROXIES": "2",
+                           "REDIS_URL": "rediss://cache.internal:6380/1", "AUTHZ_RATE_LIMIT_PREFIX": "acme:rl:"})
+    assert (s.token_rate, s.client_auth_failure_rate, s.introspection_rate, s.login_rate) == (0, 5, 7, 9)
+    assert (s.trusted_proxies, s.redis_url, s.rate_limit_prefix) == (2, "rediss://cache.internal:6380/1", "acme:rl:")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"AUTHZ_TOKEN_RATE": "many"}, "AUTHZ_TOKEN_RATE must be an integer"),
+    ({"AUTHZ_LOGIN_RATE": "-1"}, "AUTHZ_LOGIN_RATE must not be negative"),
+    ({"REDIS_URL": "http://cache.internal:6379"}, "REDIS_URL must be a redis://"),
+    ({"AUTHZ_TRUSTED_PROXIES": "9"}, "AUTHZ_TRUSTED_PROXIES"),
+])
+def test_bad_rate_limit_settings_are_refused_with_the_fix(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"AUTHZ_ENV": "development", **env})

@@ -10,13 +10,14 @@ from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request, Unsupporte
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import request as flask_request
 
-from ..ratelimit import RateLimiter
+from ..sources import source_key
 from .clients import ClientCache
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
 from .grants.authorization_code import AuthorizationCodeGrant
 from .grants.client_credentials import ClientCredentialsGrant
 from .grants.refresh_token import RefreshTokenGrant
+from . import limits as limit_rules
 from .keys import KeyStore
 from .registration.cimd import CimdPrivateKeyJWT, CimdResolver
 from .pkce import RequiredS256CodeChallenge
@@ -52,8 +53,10 @@ class AuthzServer(AuthorizationServer):
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
         self.minter = TokenMinter(settings, self.keys)
+        # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
+        self.limits = limit_rules.Limits.from_settings(settings)
         # RFC 7591 registrations that create a client, per source (web.registration).
-        self.registration_limiter = RateLimiter(settings.registration_rate)
+        self.registration_limiter = self.limits.registration
         # Set by create_app when Stytch is configured (identity.membership).
         self.membership = None
         self.init_app(app, query_client=self.clients.get, save_token=lambda token, request: None)
@@ -93,7 +96,39 @@ class AuthzServer(AuthorizationServer):
             raise UnsupportedResponseTypeError("(unprintable)", "The response_type is not supported.",
                                                redirect_uri=redirect_uri) from None
 
+    def create_token_response(self, request=None):
+        request = self.create_oauth2_request(request)
+        response = super().create_token_response(request)
+        # oauth.limits: only issued tokens spend the client's budget (C-15).
+        key = getattr(request, "rate_limit_key", None)
+        if key is not None and response.status_code == 200:
+            self.limits.token.spend(key)
+        return response
+
     def authenticate_client(self, request, methods, endpoint="token"):
+        source = source_key(self.settings.secret_key)
+        failure_key = limit_rules.auth_failure_key(source, limit_rules.claimed_client_id(request))
+        wait = self.limits.client_auth_failure.check(failure_key)
+        if wait:
+            raise limit_rules.RateLimited(wait, f"Too many failed client authentications; retry in {wait} s")
+        try:
+            client = self._authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            self.limits.client_auth_failure.spend(failure_key)
+            raise
+        if endpoint == "token":
+            key = limit_rules.token_key(client, request.payload.grant_type, source)
+            wait = self.limits.token.check(key)
+            if wait:
+                raise limit_rules.RateLimited(wait, f"Too many token requests for this client; retry in {wait} s")
+            request.rate_limit_key = key
+        elif endpoint == "introspection":
+            wait = self.limits.introspection.spend(limit_rules.introspection_key(client))
+            if wait:
+                raise limit_rules.RateLimited(wait, f"Too many introspection requests; retry in {wait} s")
+        return client
+
+    def _authenticate_client(self, request, methods, endpoint):
         header = request.headers.get("Authorization") or ""
         parts = header.split(None, 1)
         basic = bool(parts) and parts[0].lower() == "basic"

@@ -18,12 +18,19 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from ..errors import PageError
 from ..identity.gateway import PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode
 from ..identity.session import sign_in, sign_out, stytch_session_token
+from ..oauth import limits as limit_rules
+from ..sources import source_key
 from ..storage import pending as pending_store
 from . import csrf
 
 bp = Blueprint("login", __name__)
 
 LOGIN_KEY = "login"
+
+# The pages under AUTHZ_LOGIN_RATE (oauth.limits): each may cost a Stytch call,
+# and the step-up page takes passcodes. Logout is not limited.
+RATE_LIMITED_PAGES = frozenset({"login.login", "login.org_login", "login.callback", "login.organizations",
+                                "login.step_up"})
 
 
 def _gateway():
@@ -69,6 +76,21 @@ def _organization_of_pending(pending_id: str) -> dict | None:
     client = _server().query_client(single.get("client_id"))
     if client is not None and client.organization_id:
         return {"organization_id": client.organization_id}
+    return None
+
+
+@bp.before_request
+def _rate_limit():
+    if request.endpoint not in RATE_LIMITED_PAGES:
+        return None
+    wait = _server().limits.login.spend(limit_rules.login_key(source_key(_server().settings.secret_key)))
+    if wait:
+        # RFC 6585 §4: 429 with Retry-After, as a page for the person at the browser.
+        raise PageError("Too many sign-in attempts",
+                        "There have been too many sign-in requests from your network.",
+                        hint=f"Wait {wait} seconds, then try again.", status=429,
+                        error="temporarily_unavailable",
+                        headers={"Retry-After": str(wait), "Cache-Control": "no-store"})
     return None
 
 

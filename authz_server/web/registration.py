@@ -15,7 +15,6 @@ C-14/C-15) neither grows the table nor runs into 429.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from flask import Blueprint, current_app, jsonify, request
@@ -25,6 +24,7 @@ from ..oauth import scopes as scope_rules
 from ..oauth.registration import dcr
 from ..oauth.registration.dcr import RegistrationError
 from ..security import digest
+from ..sources import source_key
 from ..storage import clients as client_store
 
 bp = Blueprint("registration", __name__)
@@ -67,11 +67,9 @@ def _token_error(description, token_sent: bool):
 
 
 def _source() -> str:
-    """A keyed digest of the caller's address: enough to recognise a source, and
-    the address itself is not stored (a plain digest of an IPv4 address is
-    trivially reversed)."""
-    key = _server().settings.secret_key.encode("utf-8")
-    return hmac.new(key, (request.remote_addr or "").encode("utf-8"), hashlib.sha256).hexdigest()
+    """The caller's source (a keyed digest of its address, ``sources.source_key``):
+    the deduplication scope and the rate-limit key."""
+    return source_key(_server().settings.secret_key)
 
 
 def _initial_token_ok(token: str) -> bool:
