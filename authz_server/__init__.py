@@ -70,9 +70,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         server.membership = MembershipCache(gateway, settings.member_check_seconds)
 
     from . import errors
-    from .web import authorize, endpoints, login, registration, wellknown
+    from .web import authorize, device, endpoints, login, registration, wellknown
 
-    for bp in (authorize.bp, endpoints.bp, login.bp, registration.bp, wellknown.bp):
+    for bp in (authorize.bp, device.bp, endpoints.bp, login.bp, registration.bp, wellknown.bp):
         app.register_blueprint(bp)
     from .oauth.endpoints.end_session import EndSessionEndpoint
 
@@ -95,9 +95,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             resp.headers["Cache-Control"] = "no-store"
         if cors.applies(request.path):
             cors.decorate(request, resp)
-        if request.path == "/oauth/token":
-            # RFC 6749 §5.1 / OAuth 2.1 §3.2.3: every token endpoint answer, also the
-            # 405/413 built by the generic error handler, is no-store.
+        if request.path in ("/oauth/token", "/oauth/device_authorization"):
+            # RFC 6749 §5.1 / OAuth 2.1 §3.2.3 (and RFC 8628 §3.2, which carries
+            # codes too): every answer, also the 405/413 built by the generic
+            # error handler, is no-store.
             resp.headers["Cache-Control"] = "no-store"
             resp.headers.setdefault("Pragma", "no-cache")
         return resp

@@ -88,6 +88,15 @@ def _print_client(c, secret=None, as_json=False):
         click.echo("\nThe client secret is shown only once: store it now.")
 
 
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPE_CHOICES = ["authorization_code", "refresh_token", "client_credentials", "device_code", DEVICE_CODE_GRANT]
+
+
+def _grant_types(ctx, param, values):
+    """``device_code`` is short for the RFC 8628 grant type URN."""
+    return tuple(DEVICE_CODE_GRANT if v == "device_code" else v for v in values)
+
+
 def _split_scopes(values):
     out = []
     for v in values:
@@ -111,7 +120,8 @@ def _client_or_fail(ctx, client_id):
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--scope", "scopes", multiple=True, help="allowed scopes (repeat or space-separate)")
 @click.option("--grant-type", "grant_types", multiple=True,
-              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+              type=click.Choice(GRANT_TYPE_CHOICES), callback=_grant_types,
+              help="repeat for several; device_code = urn:ietf:params:oauth:grant-type:device_code (RFC 8628)")
 @click.option("--auth-method", type=click.Choice(["client_secret_basic", "client_secret_post", "none"]))
 @click.option("--post-logout-redirect-uri", "post_logout", multiple=True)
 @click.option("--logo-uri")
@@ -166,7 +176,8 @@ def clients_show(client_id, as_json):
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--scope", "scopes", multiple=True)
 @click.option("--grant-type", "grant_types", multiple=True,
-              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]))
+              type=click.Choice(GRANT_TYPE_CHOICES), callback=_grant_types,
+              help="repeat for several; device_code = urn:ietf:params:oauth:grant-type:device_code (RFC 8628)")
 @click.option("--logo-uri")
 @click.option("--client-uri")
 @click.option("--json", "as_json", is_flag=True)

@@ -73,6 +73,13 @@ class Settings:
     refresh_token_absolute_ttl: int = 90 * 24 * 3600
     refresh_grace_seconds: int = 60
     pending_request_ttl: int = 1800
+    # Device authorization grant (RFC 8628): how long the device and user codes
+    # live, the polling interval the device is told (§3.2, default 5), and how
+    # many wrong user codes a member may enter before the page locks for a while
+    # (§5.1; with 8-character codes that makes guessing hopeless).
+    device_code_ttl: int = 600
+    device_poll_interval: int = 5
+    device_code_attempts: int = 10
     client_cache_ttl: int = 30
 
     # Algorithms. Access tokens ES256 (fast), id tokens RS256 (OIDC Core §15.1 requires it).
@@ -178,6 +185,9 @@ class Settings:
             refresh_token_idle_ttl=_int(env, "AUTHZ_REFRESH_TOKEN_IDLE_TTL", defaults.refresh_token_idle_ttl),
             refresh_token_absolute_ttl=_int(env, "AUTHZ_REFRESH_TOKEN_ABSOLUTE_TTL", defaults.refresh_token_absolute_ttl),
             refresh_grace_seconds=_int(env, "AUTHZ_REFRESH_GRACE_SECONDS", defaults.refresh_grace_seconds),
+            device_code_ttl=_int(env, "AUTHZ_DEVICE_CODE_TTL", defaults.device_code_ttl),
+            device_poll_interval=_int(env, "AUTHZ_DEVICE_POLL_INTERVAL", defaults.device_poll_interval),
+            device_code_attempts=_int(env, "AUTHZ_DEVICE_CODE_ATTEMPTS", defaults.device_code_attempts, "wrong codes"),
             access_token_alg=get("AUTHZ_ACCESS_TOKEN_ALG") or defaults.access_token_alg,
             id_token_alg=get("AUTHZ_ID_TOKEN_ALG") or defaults.id_token_alg,
             default_audience=get("AUTHZ_DEFAULT_AUDIENCE"),
@@ -261,6 +271,12 @@ class Settings:
             problems.append("AUTHZ_ID_TOKEN_ALG must be ES256 or RS256")
         if self.code_ttl == 0 or self.code_ttl > 600:
             problems.append("AUTHZ_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
+        if not 60 <= self.device_code_ttl <= 3600:
+            problems.append("AUTHZ_DEVICE_CODE_TTL must be between 60 and 3600 seconds (RFC 8628 §3.2)")
+        if not 1 <= self.device_poll_interval <= 60:
+            problems.append("AUTHZ_DEVICE_POLL_INTERVAL must be between 1 and 60 seconds")
+        if self.device_code_attempts < 1:
+            problems.append("AUTHZ_DEVICE_CODE_ATTEMPTS must be at least 1")
         if self.access_token_ttl == 0:
             problems.append("AUTHZ_ACCESS_TOKEN_TTL must be positive")
         if self.registration_policy not in ("open", "token", "off"):

@@ -133,6 +133,7 @@ def live(_shared_server):
     """The running server, with every table but the signing keys emptied."""
     _wipe(_shared_server.db)
     _shared_server.server.clients.invalidate()
+    _shared_server.server.limits.device_code.reset()
     return _shared_server
 
 
@@ -221,16 +222,17 @@ class Browser:
     def post(self, path, data, **kw):
         return self.http.post(self.live.url + path, data=data, allow_redirects=False, timeout=10, **kw)
 
-    def login(self, email=None, pending="", organization_slug=None, provider="google"):
+    def login(self, email=None, pending="", organization_slug=None, provider="google", start=None):
         """Sign in as a person does: the login page, the identity-provider page of
         the Stytch emulator, back to /login/callback, the organization picker (the
         organization of ``organization_slug``, or the first one; created when none
         is offered), and a step-up passcode from the emulator's outbox if asked.
+        ``start`` is the login URL a page redirected to, if not the plain one.
         Returns the response that leaves the login pages."""
         import html as htmllib
 
         email = email or self.email
-        page = self.get("/login" + (f"?pending={pending}" if pending else ""))
+        page = self.get(start or ("/login" + (f"?pending={pending}" if pending else "")))
         assert page.status_code == 200, (page.status_code, page.text[:300])
         links = {p: htmllib.unescape(h) for p, h in PROVIDER_LINK.findall(page.text)}
         idp = self.http.get(links[provider], timeout=10)

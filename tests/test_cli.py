@@ -384,3 +384,16 @@ def test_cli_settings_errors_are_clean_click_errors(run, migrated, env, fragment
         res = run(*command, **env)
         _failed(res, "Error:", fragment)
         assert res.exit_code == 1
+
+
+def test_cli_create_device_client_with_the_short_grant_name(run, server):
+    """RFC 8628: `--grant-type device_code` stands for the grant's URN; a device-only
+    public client needs no redirect URI and can start the device flow at once."""
+    res = _ok(run("clients", "create", "--name", "Deploy CLI", "--type", "third_party_public",
+                  "--grant-type", "device_code", "--grant-type", "refresh_token", "--json"))
+    data = json.loads(res.output)
+    assert data["grant_types"] == ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]
+    assert data["redirect_uris"] == []
+    r = requests.post(server.url + "/oauth/device_authorization", data={"client_id": data["client_id"]}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["verification_uri"] == server.url + "/device"

@@ -226,3 +226,21 @@ def test_login_providers_default_and_configurable():
     assert Settings.from_env({}).login_providers == ("google", "microsoft")
     assert Settings.from_env({"AUTHZ_LOGIN_PROVIDERS": "Microsoft"}).login_providers == ("microsoft",)
     refused(lambda: Settings.from_env({"AUTHZ_LOGIN_PROVIDERS": "myspace"}), "AUTHZ_LOGIN_PROVIDERS")
+
+
+@pytest.mark.parametrize("name,value,words", [
+    ("AUTHZ_DEVICE_CODE_TTL", "30", ("AUTHZ_DEVICE_CODE_TTL", "60 and 3600")),
+    ("AUTHZ_DEVICE_CODE_TTL", "86400", ("AUTHZ_DEVICE_CODE_TTL",)),
+    ("AUTHZ_DEVICE_POLL_INTERVAL", "0", ("AUTHZ_DEVICE_POLL_INTERVAL",)),
+    ("AUTHZ_DEVICE_CODE_ATTEMPTS", "0", ("AUTHZ_DEVICE_CODE_ATTEMPTS",)),
+    ("AUTHZ_DEVICE_CODE_ATTEMPTS", "ten", ("AUTHZ_DEVICE_CODE_ATTEMPTS", "integer")),
+])
+def test_a17_device_flow_settings_are_checked(name, value, words):
+    """RFC 8628 §3.2: device-flow lifetimes and limits outside a sane range are refused."""
+    refused(lambda: Settings.from_env({name: value}), *words)
+
+
+def test_a17_device_flow_settings_from_the_environment():
+    s = Settings.from_env({"AUTHZ_DEVICE_CODE_TTL": "900", "AUTHZ_DEVICE_POLL_INTERVAL": "10",
+                           "AUTHZ_DEVICE_CODE_ATTEMPTS": "5"})
+    assert (s.device_code_ttl, s.device_poll_interval, s.device_code_attempts) == (900, 10, 5)

@@ -47,7 +47,7 @@ def fast(max_examples: int):
 TOKEN_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                 "unsupported_grant_type", "invalid_scope", "invalid_target"}
 COUNTED = ("grants", "refresh_tokens", "authorization_codes", "audit_events", "revoked_access_tokens",
-           "consents", "clients")
+           "consents", "clients", "device_authorizations")
 
 # --- value strategies ---------------------------------------------------------
 SPECIAL = ["", " ", "\x00", "a\x00b", "%00", "%", "%zz", "null", "[]", "{}", "true", "-1", "0",
@@ -105,7 +105,8 @@ def seg(obj) -> str:
 @pytest.fixture
 def world(live, make_client, tokens_for):
     """The clients the fuzzers aim at, and one real token set to mutate."""
-    conf = make_client(grant_types=("authorization_code", "refresh_token", "client_credentials"))
+    conf = make_client(grant_types=("authorization_code", "refresh_token", "client_credentials",
+                                    "urn:ietf:params:oauth:grant-type:device_code"))
     public = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1/callback",))
     first = make_client(client_type="first_party", redirect_uris=("https://first.example/cb?x=1",))
     post = make_client(client_type="first_party", auth_method="client_secret_post",
@@ -412,6 +413,26 @@ def test_a12_introspection_junk_gets_json_errors(world, data):
     if resp.status_code == 200:
         assert resp.json() == {"active": False}, resp.text
     assert counts(w["live"]) == before
+
+
+@fast(80)
+@given(data=st.data())
+def test_a17_85_device_authorization_junk_gets_json_errors(world, data):
+    """A17 #85 / A1 #1-#4: junk at /oauth/device_authorization gets the RFC 8628 §3.2
+    answer or a JSON error (401 + WWW-Authenticate for failed Basic auth), never a 5xx;
+    a refused request writes nothing."""
+    w = world
+    before = counts(w["live"])
+    known = ["client_id", "client_secret", "scope", "resource", "audience", "client_assertion"]
+    resp, basic_sent = post_junk(data, w, "/oauth/device_authorization", known)
+    check_json_error(resp, basic_sent, {"invalid_request", "invalid_client", "unauthorized_client",
+                                        "invalid_scope", "invalid_target"})
+    if resp.status_code == 200:
+        body = resp.json()
+        assert {"device_code", "user_code", "verification_uri", "expires_in", "interval"} <= set(body)
+    else:
+        assert resp.headers.get("Cache-Control") == "no-store", resp.headers
+        assert counts(w["live"]) == before
 
 
 # --- forged and mangled tokens -------------------------------------------------------

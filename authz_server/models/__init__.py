@@ -2,6 +2,7 @@
 from .audit import AuditEvent
 from .clients import Client, ClientType
 from .consents import Consent
+from .device import DeviceAuthorization
 from .grants import AuthorizationCode, Grant, PendingAuthorization, RefreshToken, RevokedAccessToken
 from .keys import SigningKey
 from .resources import Resource
@@ -12,6 +13,7 @@ __all__ = [
     "Client",
     "ClientType",
     "Consent",
+    "DeviceAuthorization",
     "Grant",
     "PendingAuthorization",
     "RefreshToken",

@@ -63,3 +63,40 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
         refresh_token="refresh_token" in body, id_token="id_token" in body,
     )
     return body
+
+
+def new_grant_response(server, client, *, grant_type: str, approved, audience: list[str], nonce=None,
+                       code_hash: str | None = None, attach=None) -> dict:
+    """A new grant (refresh family) for what a member approved (an authorization
+    code or a device authorization: both rows carry subject, organization,
+    scope, resource, claims and auth_time), then the token response for it.
+    ``attach(grant_id)`` links the approval to the grant, for replay revocation."""
+    grant = grant_store.create(
+        server.db.session,
+        client_id=client.client_id,
+        subject=approved.subject,
+        organization_id=approved.organization_id,
+        scope=approved.scope,
+        resource=approved.resource,
+        claims=approved.claims,
+        auth_time=approved.auth_time,
+        absolute_ttl=server.settings.refresh_token_absolute_ttl,
+        code_hash=code_hash,
+    )
+    if attach is not None:
+        attach(grant.id)
+    return token_response(
+        server, client,
+        grant_type=grant_type,
+        subject=approved.subject,
+        scope=approved.scope,
+        audience=audience,
+        organization_id=approved.organization_id,
+        member_claims=approved.claims,
+        auth_time=approved.auth_time,
+        grant_id=grant.id,
+        refresh_source=grant if client.check_grant_type("refresh_token") else None,
+        grant_expires_at=grant.expires_at,
+        nonce=nonce,
+        id_token=True,
+    )

@@ -17,6 +17,10 @@ Policies (each a setting; N per minute, a burst of one minute's worth; 0 = off):
 - introspection (``AUTHZ_INTROSPECTION_RATE``, 6000) per authenticated caller.
 - login pages (``AUTHZ_LOGIN_RATE``, 300) per source, in ``web.login``.
 - registration (``AUTHZ_REGISTRATION_RATE``, 20) per source, in ``web.registration``.
+- wrong user codes on the device verification page (``AUTHZ_DEVICE_CODE_ATTEMPTS``,
+  10) per member, in ``web.device`` (RFC 8628 §5.1). Per member, not per source:
+  members behind one NAT must not lock each other out, and the page is only
+  reachable signed in.
 
 Excess gets 429 with ``Retry-After`` (RFC 6585 §4). The JSON error code is
 ``temporarily_unavailable`` (RFC 6749 §4.1.2.1), as for registration and the
@@ -57,6 +61,7 @@ class Limits:
     client_auth_failure: object
     introspection: object
     login: object
+    device_code: object
 
     @classmethod
     def from_settings(cls, settings) -> "Limits":
@@ -67,6 +72,7 @@ class Limits:
             client_auth_failure=limiter("client-auth-failure", settings.client_auth_failure_rate, store),
             introspection=limiter("introspection", settings.introspection_rate, store),
             login=limiter("login", settings.login_rate, store),
+            device_code=limiter("device-code", settings.device_code_attempts, store),
         )
 
 
@@ -92,6 +98,10 @@ def introspection_key(client) -> str:
 
 def login_key(source: str) -> str:
     return source
+
+
+def device_code_key(member) -> str:
+    return _digest(member.organization_id or "", member.member_id)
 
 
 def claimed_client_id(request) -> str:

@@ -12,10 +12,12 @@ from flask import request as flask_request
 
 from ..sources import source_key
 from .clients import ClientCache
+from .endpoints.device_authorization import DeviceAuthorizationEndpoint
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
 from .grants.authorization_code import AuthorizationCodeGrant
 from .grants.client_credentials import ClientCredentialsGrant
+from .grants.device_code import DeviceCodeGrant
 from .grants.refresh_token import RefreshTokenGrant
 from . import limits as limit_rules
 from .keys import KeyStore
@@ -63,6 +65,8 @@ class AuthzServer(AuthorizationServer):
         self.register_grant(AuthorizationCodeGrant, [RequiredS256CodeChallenge(required=True)])
         self.register_grant(RefreshTokenGrant)
         self.register_grant(ClientCredentialsGrant)
+        self.register_grant(DeviceCodeGrant)
+        self.register_endpoint(DeviceAuthorizationEndpoint)
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_extension(_Issuer(settings.issuer))

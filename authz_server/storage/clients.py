@@ -6,6 +6,7 @@ import datetime as dt
 import hmac
 from dataclasses import dataclass, field
 
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from sqlalchemy import and_, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
@@ -16,7 +17,7 @@ from ..oauth import redirect_uris
 from ..security import digest, new_id, new_secret
 from . import audit
 
-GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
+GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE}
 
 
 class ClientInputError(ValueError):

@@ -25,8 +25,10 @@ def _json_error(error, description, status=400, headers=None):
 
 
 def _form_problem():
-    """RFC 6749 §3.2: form-encoded POST bodies only; no parameter twice (§3.1)."""
-    if request.mimetype != "application/x-www-form-urlencoded":
+    """RFC 6749 §3.2: form-encoded POST bodies only; no parameter twice (§3.1).
+    An empty body needs no type: a client authenticating with Basic may have
+    nothing else to send (RFC 8628 §3.1 with no scope)."""
+    if request.mimetype != "application/x-www-form-urlencoded" and request.content_length:
         return _json_error("invalid_request", "Send the parameters as application/x-www-form-urlencoded")
     _, _, dups = normalize(request.form)
     if dups:
@@ -52,15 +54,26 @@ def token():
     return response
 
 
-@bp.route("/oauth/revoke", methods=["POST"])
-def revoke():
+def _form_endpoint(name: str):
+    """An Authlib endpoint behind the form checks; its writes stand only on a 200."""
     problem = _form_problem()
     if problem is not None:
         return problem
     server = _server()
-    response = server.create_endpoint_response("revocation")
+    response = server.create_endpoint_response(name)
     server.db.session.commit() if response.status_code == 200 else server.db.session.rollback()
     return response
+
+
+@bp.route("/oauth/revoke", methods=["POST"])
+def revoke():
+    return _form_endpoint("revocation")
+
+
+@bp.route("/oauth/device_authorization", methods=["POST"])
+def device_authorization():
+    """RFC 8628 §3.1 (the verification page is web.device)."""
+    return _form_endpoint("device_authorization")
 
 
 @bp.route("/oauth/introspect", methods=["POST"])

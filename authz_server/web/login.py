@@ -79,6 +79,22 @@ def _organization_of_pending(pending_id: str) -> dict | None:
     return None
 
 
+# Pages a login may return to besides a parked authorization request: only our
+# own, by path, so ``next`` cannot become an open redirect.
+RESUMABLE_PATHS = ("/device",)
+
+
+def _safe_next(value: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if not value or len(value) > 256:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.fragment or parts.path not in RESUMABLE_PATHS or "\\" in value:
+        return None
+    return value
+
+
 @bp.before_request
 def _rate_limit():
     if request.endpoint not in RATE_LIMITED_PAGES:
@@ -94,7 +110,7 @@ def _rate_limit():
     return None
 
 
-def _login_page(pending_id: str, organization: dict | None, login_hint: str | None):
+def _login_page(pending_id: str, organization: dict | None, login_hint: str | None, next_url: str | None = None):
     gw = _gateway()
     cb = _callback_url()
     links = []
@@ -104,7 +120,7 @@ def _login_page(pending_id: str, organization: dict | None, login_hint: str | No
         else:
             href = gw.discovery_start_url(provider, cb, login_hint=login_hint)
         links.append((provider, PROVIDER_NAMES[provider], href))
-    _save(pending=pending_id, organization=organization)
+    _save(pending=pending_id, organization=organization, next=next_url)
     org_name = None
     if organization:
         try:
@@ -118,7 +134,8 @@ def _login_page(pending_id: str, organization: dict | None, login_hint: str | No
 @bp.route("/login")
 def login():
     pending_id = request.args.get("pending", "")[:64]
-    return _login_page(pending_id, _organization_of_pending(pending_id), request.args.get("login_hint"))
+    return _login_page(pending_id, _organization_of_pending(pending_id), request.args.get("login_hint"),
+                       _safe_next(request.args.get("next")))
 
 
 @bp.route("/org/<slug>/login")
@@ -201,10 +218,12 @@ def _complete(result):
             _fail(e)
         return redirect(url_for("login.step_up"), 303)
     assert isinstance(result, MemberSession)
-    pending_id = _state().get("pending")
+    pending_id, next_url = _state().get("pending"), _state().get("next")
     sign_in(result.member, result.session_token, result.session_jwt)
     if pending_id and pending_store.load(_server().db.session, pending_id):
         return redirect(url_for("authorize.authorize", pending=pending_id), 303)
+    if _safe_next(next_url):
+        return redirect(next_url, 303)
     return redirect(url_for("login.signed_in"), 303)
 
 

@@ -37,6 +37,8 @@ def metadata() -> dict:
         "revocation_endpoint": f"{iss}/oauth/revoke",
         "introspection_endpoint": f"{iss}/oauth/introspect",
         "end_session_endpoint": f"{iss}/oauth/logout",
+        # RFC 8628 §4.
+        "device_authorization_endpoint": f"{iss}/oauth/device_authorization",
         # RFC 8414 §2 / RFC 7591 §3: only while registration is on (C-2: never
         # advertise an endpoint that answers 404).
         "registration_endpoint": f"{iss}/oauth/register" if s.registration_policy != "off" else None,
@@ -46,7 +48,8 @@ def metadata() -> dict:
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                  "urn:ietf:params:oauth:grant-type:device_code"],
         # private_key_jwt (RFC 7523) only for CIMD clients that publish keys (A.2 item 11).
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none",
                                                   "private_key_jwt"],

@@ -311,7 +311,7 @@ def test_a14_74_unknown_members_ignored_and_unsupported_values_trimmed(mcp):
         "resource": MCP,
         "software_id": "x", "contacts": ["ops@app.example"], "x-vendor": {"nested": [1, 2]},
         "grant_types": ["authorization_code", "implicit", "password", "refresh_token",
-                        "urn:ietf:params:oauth:grant-type:device_code"],
+                        "urn:ietf:params:oauth:grant-type:token-exchange"],
         "response_types": ["code", "token", "id_token"],
         "scope": "openid unknown:scope mcp:read admin",
         "token_endpoint_auth_method": "private_key_jwt",

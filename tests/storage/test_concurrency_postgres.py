@@ -185,3 +185,29 @@ def test_pool_concurrent_client_credentials_all_succeed(live, make_client):
         assert [r.status_code for r in results] == [200] * 8, [r.text for r in results if r.status_code != 200]
         tokens = {r.json()["access_token"] for r in results}
         assert len(tokens) == 8
+
+
+def test_a17_86_concurrent_polls_of_an_approved_device_code_single_winner(live, make_client):
+    """A17 #86: the device code is single-use. approved → issued is one UPDATE … WHERE
+    status = 'approved' RETURNING, so of two simultaneous polls exactly one gets tokens and
+    exactly one grant is created; the other is a replay and revokes them (as for codes)."""
+    from tests.helpers import DEVICE_GRANT, device_confirm_page, device_decide, device_start
+    from tests.conftest import Browser
+
+    client = make_client(redirect_uris=(), grant_types=(DEVICE_GRANT, "refresh_token"))
+    browser = Browser(live)
+    for _ in range(ROUNDS):
+        started = device_start(live, client).json()
+        assert device_decide(browser, device_confirm_page(browser, started["verification_uri_complete"])
+                             ).status_code == 200
+        data = {"grant_type": DEVICE_GRANT, "device_code": started["device_code"]}
+        results = _together(lambda: _token(live, data, client), lambda: _token(live, data, client))
+        assert sorted(r.status_code for r in results) == [200, 400], [(r.status_code, r.text) for r in results]
+        _assert_invalid_grant(next(r for r in results if r.status_code == 400))
+        winner = next(r for r in results if r.status_code == 200).json()
+        assert _introspect(live, client, winner["access_token"]) == {"active": False}
+        _assert_invalid_grant(_refresh(live, client, winner["refresh_token"]))
+    with live.db.engine.connect() as conn:
+        grants = conn.execute(text("SELECT count(*) FROM grants WHERE client_id = :c"),
+                              {"c": client.client_id}).scalar_one()
+    assert grants == ROUNDS  # one per device code, none from the losing polls

@@ -248,3 +248,40 @@ def test_a4_browser_step_up_then_consent(live, make_client, chromium):
     claims = _id_token_claims(live, tokens["id_token"], client)
     assert claims["email"] == "bob@acme.test"
     assert time.monotonic() - started < 30
+
+
+def test_a17_87_browser_device_verification(live, make_client, chromium):
+    """RFC 8628 §3.3 in a real browser: the member opens the bare verification
+    URI, signs in, types the code the device shows (lower case, no dash), sees
+    the client and the code to compare, allows; the device's next poll gets
+    tokens. Screenshot of the confirmation page: test-artifacts/device.png."""
+    from tests.helpers import DEVICE_GRANT, device_poll, device_start, frozen
+
+    cli = make_client(client_type="third_party_public", redirect_uris=(), name=CLIENT_NAME,
+                      grant_types=(DEVICE_GRANT, "refresh_token"))
+    started = device_start(live, cli, scope="openid profile email").json()
+    context, page, strays = _new_page(chromium, live)
+    try:
+        page.goto(started["verification_uri"])
+        _sign_in(page, live, "alice@acme.test")
+        page.wait_for_url(live.url + "/device")
+        page.fill('input[name="user_code"]', started["user_code"].replace("-", "").lower())
+        page.locator('input[name="user_code"]').press("Enter")
+        page.wait_for_selector("[data-user-code]")
+        assert page.locator("[data-user-code]").inner_text() == started["user_code"]
+        assert CLIENT_NAME in page.locator("h1").inner_text()
+        text = page.locator("main").inner_text()
+        for words in SCOPE_WORDS.values():
+            assert words in text
+        assert "Never enter a code someone sent you" in text
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "device.png"), full_page=True)
+        page.click('button[name="decision"][value="allow"]')
+        page.wait_for_selector("text=Device connected")
+        assert not strays, strays
+    finally:
+        context.close()
+    with frozen(live, started["interval"] + 1):
+        resp = device_poll(live, cli, started["device_code"])
+    assert resp.status_code == 200, resp.text
+    assert {"access_token", "id_token", "refresh_token"} <= set(resp.json())

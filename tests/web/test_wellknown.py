@@ -155,15 +155,17 @@ def test_a13_71_required_and_recommended_members(live, docs):
     # Introspection is for authenticated resource servers only (RFC 7662 §2.1).
     assert "none" not in doc["introspection_endpoint_auth_methods_supported"]
     assert set(doc["introspection_endpoint_auth_methods_supported"]) >= {"client_secret_basic"}
-    assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
+    assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials",
+                                                 "urn:ietf:params:oauth:grant-type:device_code"}
+    # RFC 8628 §4.
+    assert doc["device_authorization_endpoint"] == iss + "/oauth/device_authorization"
     assert {"openid", "profile", "email", "offline_access"} <= set(doc["scopes_supported"])
     assert doc["authorization_response_iss_parameter_supported"] is True
     # Dynamic registration is open by default (RFC 7591 §3, C-2); AUTHZ_REGISTRATION=off
     # removes it (tests/oauth/test_registration.py).
     assert doc["registration_endpoint"] == iss + "/oauth/register"
     # Not built yet: advertising them would send clients to a 404 (checklist C-2).
-    for absent in ("device_authorization_endpoint",
-                   "pushed_authorization_request_endpoint", "dpop_signing_alg_values_supported"):
+    for absent in ("pushed_authorization_request_endpoint", "dpop_signing_alg_values_supported"):
         assert absent not in doc
 
 

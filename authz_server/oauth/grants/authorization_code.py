@@ -170,32 +170,8 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         audience = resources.narrow(
             request.payload.datalist.get("resource", []), list(code.resource or []), server.settings.audience
         )
-        grant = grant_store.create(
-            session,
-            client_id=client.client_id,
-            subject=code.subject,
-            organization_id=code.organization_id,
-            scope=code.scope,
-            resource=code.resource,
-            claims=code.claims,
-            auth_time=code.auth_time,
-            absolute_ttl=server.settings.refresh_token_absolute_ttl,
-            code_hash=code.code_hash,
-        )
-        codes.attach_grant(session, code.code_hash, grant.id)
-        body = issuance.token_response(
-            server, client,
-            grant_type=self.GRANT_TYPE,
-            subject=code.subject,
-            scope=code.scope,
-            audience=audience,
-            organization_id=code.organization_id,
-            member_claims=code.claims,
-            auth_time=code.auth_time,
-            grant_id=grant.id,
-            refresh_source=grant if client.check_grant_type("refresh_token") else None,
-            grant_expires_at=grant.expires_at,
-            nonce=code.nonce,
-            id_token=True,
+        body = issuance.new_grant_response(
+            server, client, grant_type=self.GRANT_TYPE, approved=code, audience=audience, nonce=code.nonce,
+            code_hash=code.code_hash, attach=lambda grant_id: codes.attach_grant(session, code.code_hash, grant_id),
         )
         return 200, body, self.TOKEN_RESPONSE_HEADER

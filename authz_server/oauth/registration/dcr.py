@@ -25,16 +25,18 @@ The policy, with its defaults (spec-checklist A.14, C-2, C-7, C-9, C-10, C-13, C
   client that omits it (the MCP Python SDK) gets a secret, and the method is
   always echoed so it authenticates as registered (C-10). Any other method
   (``private_key_jwt`` …) is replaced by ``client_secret_basic``.
-- ``grant_types``: trimmed to authorization_code, refresh_token and, for
-  confidential clients, client_credentials; refresh_token only next to
-  authorization_code. Omitted means authorization_code + refresh_token (RFC 7591
+- ``grant_types``: trimmed to authorization_code, refresh_token, the device
+  code grant (RFC 8628, for CLI agents) and, for confidential clients,
+  client_credentials; refresh_token only next to authorization_code or the
+  device grant. Omitted means authorization_code + refresh_token (RFC 7591
   says authorization_code alone, which would log MCP users out every hour, C-7a;
   the effective list is echoed). Nothing left: refused.
 - ``response_types``: ``["code"]`` exactly when authorization_code is granted.
 - ``scope``: trimmed to the scope catalog. For a dynamic client it is the scope
   of a request that names none, not a limit (B.6: step-up asks for more later).
 - ``application_type``: ``web`` or ``native``. Omitted or unknown: ``native`` when
-  every redirect URI is loopback http or a private-use scheme, else ``web``. A
+  every redirect URI is loopback http or a private-use scheme (or there are none
+  and the device grant is asked for), else ``web``. A
   ``web`` client with a private-use redirect URI is registered as ``native``
   (OIDC Registration §2: custom schemes are for native apps).
 - ``client_name``: up to 200 characters; omitted means the host (or scheme) of the
@@ -59,7 +61,8 @@ MAX_NAME = 200
 MAX_STRING = 2000
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 DEFAULT_AUTH_METHOD = "client_secret_basic"
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE)
 DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
 APPLICATION_TYPES = ("web", "native")
 ID_TOKEN_ALGS = ("RS256", "ES256")
@@ -220,11 +223,11 @@ def read(body: dict, catalog, *, current_auth_method: str | None = None) -> Meta
     grants = [g for g in (DEFAULT_GRANT_TYPES if requested is None else requested) if g in GRANT_TYPES]
     if method == "none":
         grants = [g for g in grants if g != "client_credentials"]
-    if "authorization_code" not in grants:
+    if "authorization_code" not in grants and DEVICE_CODE not in grants:
         grants = [g for g in grants if g != "refresh_token"]
     if not grants:
         raise _bad("None of the requested grant_types is supported: use authorization_code (and refresh_token), "
-                   "or client_credentials for a confidential client")
+                   f"{DEVICE_CODE}, or client_credentials for a confidential client")
     if "authorization_code" in grants and not redirects:
         raise RegistrationError("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
     _text_list(body, "response_types")  # checked for shape only; derived from grant_types
@@ -234,7 +237,9 @@ def read(body: dict, catalog, *, current_auth_method: str | None = None) -> Meta
 
     app_type = _text(body, "application_type", 32)
     if app_type not in APPLICATION_TYPES:
-        app_type = "native" if redirects and all(_is_native(u) for u in redirects) else "web"
+        # A client with only the device grant runs on a device: native too.
+        app_type = "native" if (all(_is_native(u) for u in redirects) if redirects else DEVICE_CODE in grants) \
+            else "web"
     if app_type == "web" and any(_is_private_use(u) for u in redirects):
         app_type = "native"
 

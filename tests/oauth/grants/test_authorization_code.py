@@ -4,16 +4,13 @@ revocation, the success body and the error codes (A.6 items 38-42)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
-from contextlib import contextmanager
 from urllib.parse import quote
 
 import requests
-import time_machine
 
 from authz_server.models import Client
 from authz_server.security import digest
-from tests.helpers import audit_rows as _audit, introspect as _introspect
+from tests.helpers import audit_rows as _audit, frozen as _frozen, introspect as _introspect
 
 
 def _redeem(token_post, client, code, verifier, auth="basic", **extra):
@@ -37,18 +34,6 @@ def _error(resp, status, error):
 
 
 
-
-
-@contextmanager
-def _frozen(live, seconds):
-    """Freeze the clock ``seconds`` from now (the server runs in-process and sees it)."""
-    try:
-        with time_machine.travel(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds), tick=False):
-            yield
-    finally:
-        # The caches stamp entries with the travelled monotonic clock; drop them.
-        live.server.keys.invalidate()
-        live.server.clients.invalidate()
 
 
 def _basic(client_id, secret, encode=True):

@@ -4,13 +4,12 @@ scope narrowing, idle and absolute expiry, refresh tokens by grant type."""
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
 
 import requests
 import time_machine
 
 from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
-from tests.helpers import audit_rows as _audit, introspect as _introspect
+from tests.helpers import audit_rows as _audit, frozen as _frozen, introspect as _introspect
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
@@ -36,24 +35,6 @@ def _error(resp, status, error):
 def _ok(resp):
     assert resp.status_code == 200, (resp.status_code, resp.text)
     return resp.json()
-
-
-
-
-
-
-@contextmanager
-def _frozen(live, seconds, start=None):
-    """Freeze the clock ``seconds`` after ``start`` (default: now); the server
-    runs in-process, so it sees the same clock."""
-    start = start or dt.datetime.now(dt.timezone.utc)
-    try:
-        with time_machine.travel(start + dt.timedelta(seconds=seconds), tick=False):
-            yield
-    finally:
-        # The caches stamp entries with the travelled monotonic clock; drop them.
-        live.server.keys.invalidate()
-        live.server.clients.invalidate()
 
 
 def _public(make_client, **kw):

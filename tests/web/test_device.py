@@ -1,0 +1,138 @@
+"""The device verification page (RFC 8628 §3.3, §5.1, §5.4; spec-checklist A.17
+item 87): behind the Stytch login, the code entered or carried by the link,
+a confirmation naming the client, wrong-code lockout, CSRF, no open redirect."""
+from __future__ import annotations
+
+import requests
+from sqlalchemy import select
+
+from authz_server.models import Consent, DeviceAuthorization
+from tests.conftest import Browser, CSRF
+from tests.helpers import DEVICE_GRANT, audit_rows, device_confirm_page, device_decide, device_start
+
+
+def _cli(make_client, **kw):
+    return make_client(client_type="third_party_public", redirect_uris=(),
+                       grant_types=(DEVICE_GRANT, "refresh_token"), **kw)
+
+
+def _start(live, make_client, **kw):
+    cli = _cli(make_client, **kw)
+    resp = device_start(live, cli, scope="openid email")
+    assert resp.status_code == 200, resp.text
+    return cli, resp.json()
+
+
+def _status(live) -> str:
+    s = live.db.session
+    try:
+        return s.scalars(select(DeviceAuthorization)).one().status
+    finally:
+        s.remove()
+
+
+def test_a17_87_login_first_then_back_to_the_code(live, make_client):
+    """The link the device shows leads through the login and back to the
+    confirmation of that very code."""
+    _, started = _start(live, make_client, name="Deploy Bot")
+    browser = Browser(live)
+    first = browser.get(started["verification_uri_complete"])
+    assert first.status_code == 302 and first.headers["Location"].startswith("/login?next=")
+    page = device_confirm_page(browser, started["verification_uri_complete"])
+    assert page.status_code == 200
+    assert "Deploy Bot" in page.text and started["user_code"] in page.text
+    assert "Confirm who you are" in page.text and "See your email address" in page.text
+    assert "alice@acme.test" in page.text
+
+
+def test_a17_87_typed_code_ignores_case_spaces_and_dash(live, make_client):
+    _, started = _start(live, make_client)
+    browser = Browser(live)
+    entry = device_confirm_page(browser, "/device")
+    assert entry.status_code == 200 and 'name="user_code"' in entry.text
+    typed = " " + started["user_code"].replace("-", " ").lower() + " "
+    page = browser.post("/device", {"csrf_token": CSRF.search(entry.text).group(1), "user_code": typed})
+    assert page.status_code == 200 and started["user_code"] in page.text
+    assert device_decide(browser, page).status_code == 200
+    assert _status(live) == "approved"
+
+
+def test_a17_87_ten_wrong_codes_lock_out(live, make_client):
+    """§5.1: brute-forcing user codes is rate-limited per member; the lockout
+    holds even for a right code until it lifts."""
+    _, started = _start(live, make_client)
+    browser = Browser(live)
+    entry = device_confirm_page(browser, "/device")
+    token = CSRF.search(entry.text).group(1)
+    for i in range(10):
+        wrong = browser.post("/device", {"csrf_token": token, "user_code": f"BCDF-GHJ{'KLMNPQRSTV'[i]}"})
+        assert wrong.status_code == 400 and "not valid or has expired" in wrong.text
+    locked = browser.post("/device", {"csrf_token": token, "user_code": started["user_code"]})
+    assert locked.status_code == 429 and "Too many wrong codes" in locked.text
+    # Another member is not locked out by alice's mistakes.
+    other = Browser(live, email="bob@acme.test")
+    page = device_confirm_page(other, started["verification_uri_complete"])
+    assert page.status_code == 200 and started["user_code"] in page.text
+
+
+def test_a17_87_approval_is_remembered_and_audited(live, make_client):
+    cli, started = _start(live, make_client)
+    browser = Browser(live)
+    done = device_decide(browser, device_confirm_page(browser, started["verification_uri_complete"]))
+    assert "Device connected" in done.text
+    s = live.db.session
+    try:
+        consent = s.scalars(select(Consent).where(Consent.client_id == cli.client_id)).one()
+        assert set(consent.scopes) == {"openid", "email"}
+    finally:
+        s.remove()
+    (event,) = audit_rows(live, "consent_granted")
+    assert event.details.get("flow") == "device"
+
+
+def test_a17_87_a_code_is_decided_once(live, make_client):
+    _, started = _start(live, make_client)
+    browser = Browser(live)
+    page = device_confirm_page(browser, started["verification_uri_complete"])
+    assert device_decide(browser, page, "allow").status_code == 200
+    again = device_decide(browser, page, "deny")
+    assert again.status_code == 400 and "expired" in again.text
+    assert _status(live) == "approved"
+
+
+def test_csrf_is_required(live, make_client):
+    _, started = _start(live, make_client)
+    browser = Browser(live)
+    page = device_confirm_page(browser, started["verification_uri_complete"])
+    resp = browser.post("/device/decision", {"user_code": started["user_code"], "decision": "allow"})
+    assert resp.status_code == 400
+    resp = browser.post("/device", {"user_code": started["user_code"]})
+    assert resp.status_code == 400
+    assert _status(live) == "pending" and page.status_code == 200
+
+
+def test_decision_without_choice_or_session(live, make_client):
+    _, started = _start(live, make_client)
+    browser = Browser(live)
+    page = device_confirm_page(browser, started["verification_uri_complete"])
+    resp = device_decide(browser, page, "maybe")
+    assert resp.status_code == 400 and "Choose Allow or Deny" in resp.text
+    anon = requests.post(live.url + "/device/decision", data={"user_code": started["user_code"], "decision": "allow"},
+                         allow_redirects=False, timeout=10)
+    assert anon.status_code == 400  # no CSRF token without a session
+    assert _status(live) == "pending"
+
+
+def test_organization_bound_client_needs_a_member_of_it(live, make_client):
+    _, started = _start(live, make_client, organization_id="organization-test-globex")
+    browser = Browser(live)
+    page = device_confirm_page(browser, started["verification_uri_complete"])
+    assert page.status_code == 403 and "another organization" in page.text
+    assert _status(live) == "pending"
+
+
+def test_login_next_is_not_an_open_redirect(live):
+    browser = Browser(live)
+    for target in ("https://evil.example/device", "//evil.example/device", "/oauth/token", "/device\\@evil"):
+        resp = browser.login(start="/login?next=" + requests.utils.quote(target, safe=""))
+        assert resp.status_code == 303 and resp.headers["Location"] == "/login/done", (target, resp.headers)
