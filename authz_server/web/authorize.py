@@ -13,6 +13,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from ..errors import PageError
+from ..identity.gateway import IdentityUnavailable
 from ..identity.session import current_member
 from ..oauth import prompts, redirect_uris, scopes as scope_rules
 from ..oauth.prompts import Interaction
@@ -74,15 +75,24 @@ def process(params: dict, pending=None, consent_given: bool = False):
     single, lists = params["single"], params["lists"]
     state = single.get("state")
     oreq = ParamsRequest(request.method, request.url, request.headers, single, lists)
-    member = current_member()
     try:
         grant = server.get_consent_grant(oreq, end_user=None)
     except OAuth2Error as e:
-        if e.redirect_uri and _must_authenticate_first(member, single):
+        if e.redirect_uri and _must_authenticate_first(current_member(), single):
             return _login(params, pending, single)
         return _oauth_error(e, state)
     client = grant.request.client
     redirect_uri = grant.redirect_uri
+    try:
+        member = current_member()
+    except IdentityUnavailable:
+        # OIDC Core §3.1.2.6: a silent request gets its answer at the client,
+        # which can retry later (RFC 6749 §4.1.2.1 temporarily_unavailable);
+        # a person gets the 503 page.
+        if "none" in (single.get("prompt") or "").split():
+            return _error_redirect(redirect_uri, "temporarily_unavailable",
+                                   "The identity provider is unreachable; try again shortly", state)
+        raise
 
     try:
         try:

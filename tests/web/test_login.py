@@ -924,14 +924,35 @@ def test_stytch_unreachable_shows_a_503_page(live, make_server_with, make_client
 def test_stytch_unreachable_with_a_session_shows_a_503_page(live, make_server_with, make_client):
     """A member whose Stytch session must be checked while Stytch is down gets the
     503 page (or, with prompt=none, an error redirect), never a 500."""
-    c = make_client(client_type="first_party")
     b = signed_in(live, BOB)
-    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")  # empties the tables
+    c = make_client(client_type="first_party")
     other = Browser(down, BOB)
     other.http.cookies = b.http.cookies  # the same cookie: same signing key
     _, ch = pkce_pair()
     resp = authorize(other, auth_params(c, ch))
     assert_page(resp, 503, "Sign-in is unavailable")
+    assert counts(down)["authorization_codes"] == 0
+
+
+def test_a22_prompt_none_while_stytch_is_unreachable_redirects_temporarily_unavailable(
+        live, make_server_with, make_client):
+    """OIDC Core §3.1.2.6 / RFC 6749 §4.1.2.1: a silent request (prompt=none) whose
+    member session cannot be checked goes back to the client with
+    temporarily_unavailable, state and iss, so it can retry; nothing stored."""
+    b = signed_in(live, BOB)
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")  # empties the tables
+    c = make_client(client_type="first_party")
+    other = Browser(down, BOB)
+    other.http.cookies = b.http.cookies
+    _, ch = pkce_pair()
+    params = auth_params(c, ch, prompt="none")
+    resp = other.get("/oauth/authorize?" + urlencode(params))
+    assert resp.status_code == 302, (resp.status_code, resp.text[:300])
+    assert resp.headers["Location"].startswith(c.redirect_uri + "?")
+    got = {k: v[0] for k, v in parse_qs(urlsplit(resp.headers["Location"]).query).items()}
+    assert got["error"] == "temporarily_unavailable" and got["state"] == params["state"]
+    assert got["iss"] == down.url and "code" not in got
     assert counts(down)["authorization_codes"] == 0
 
 
