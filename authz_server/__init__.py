@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.issuer.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(days=14),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=settings.member_session_minutes),
         MAX_CONTENT_LENGTH=64 * 1024,
         JSON_SORT_KEYS=False,
         APP_NAME=settings.app_name,
@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         from .identity.membership import MembershipCache
 
         gateway = StytchGateway(settings.stytch_project_id, settings.stytch_secret,
-                                settings.stytch_public_token, settings.stytch_environment)
+                                settings.stytch_public_token, settings.stytch_environment,
+                                session_minutes=settings.member_session_minutes)
         app.extensions["identity"] = gateway
         server.membership = MembershipCache(gateway, settings.member_check_seconds)
 

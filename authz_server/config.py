@@ -95,6 +95,11 @@ class Settings:
     # How long a member's "still active in Stytch" answer is trusted by the
     # refresh grant and introspection (seconds; DESIGN §6 short TTL caches).
     member_check_seconds: int = 60
+    # A member's sign-in lasts this long (minutes) since their last visit: the
+    # Stytch session is created with it and extended by it at each renewal, and
+    # our session cookie lives as long. Stytch's own default is 60 minutes,
+    # never extended, which would sign members out every hour.
+    member_session_minutes: int = 7 * 24 * 60
 
     # Dynamic client registration (RFC 7591/7592, spec-checklist A.14/A.15):
     # "open" (default: MCP clients cannot obtain an initial access token, C-2),
@@ -195,6 +200,8 @@ class Settings:
                                   .split(",") if p.strip()),
             allow_organization_creation=(get("AUTHZ_ALLOW_ORGANIZATION_CREATION") or "1") not in ("0", "false", "no"),
             member_check_seconds=_int(env, "AUTHZ_MEMBER_CHECK_SECONDS", defaults.member_check_seconds),
+            member_session_minutes=_int(env, "AUTHZ_MEMBER_SESSION_MINUTES", defaults.member_session_minutes,
+                                        "minutes"),
             registration_policy=(get("AUTHZ_REGISTRATION") or defaults.registration_policy).strip().lower(),
             registration_initial_tokens=tuple(
                 t.strip() for t in (get("AUTHZ_REGISTRATION_INITIAL_TOKENS") or "").split(",") if t.strip()
@@ -275,6 +282,8 @@ class Settings:
             problems.append("AUTHZ_DEVICE_CODE_TTL must be between 60 and 3600 seconds (RFC 8628 §3.2)")
         if not 1 <= self.device_poll_interval <= 60:
             problems.append("AUTHZ_DEVICE_POLL_INTERVAL must be between 1 and 60 seconds")
+        if not 5 <= self.member_session_minutes <= 527040:
+            problems.append("AUTHZ_MEMBER_SESSION_MINUTES must be between 5 and 527040 (a year; Stytch's range)")
         if self.device_code_attempts < 1:
             problems.append("AUTHZ_DEVICE_CODE_ATTEMPTS must be at least 1")
         if self.access_token_ttl == 0:

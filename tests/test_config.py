@@ -244,3 +244,9 @@ def test_a17_device_flow_settings_from_the_environment():
     s = Settings.from_env({"AUTHZ_DEVICE_CODE_TTL": "900", "AUTHZ_DEVICE_POLL_INTERVAL": "10",
                            "AUTHZ_DEVICE_CODE_ATTEMPTS": "5"})
     assert (s.device_code_ttl, s.device_poll_interval, s.device_code_attempts) == (900, 10, 5)
+
+
+@pytest.mark.parametrize("value", ["4", "600000"])
+def test_member_session_minutes_within_stytchs_range(value):
+    """Stytch accepts session_duration_minutes from 5 to 527040 (stytch-api.md §3.5)."""
+    refused(lambda: Settings.from_env({"AUTHZ_MEMBER_SESSION_MINUTES": value}), "AUTHZ_MEMBER_SESSION_MINUTES")

@@ -135,12 +135,17 @@ def _iso_epoch(value) -> int | None:
 
 
 class StytchGateway:
-    def __init__(self, project_id: str, secret: str, public_token: str, environment: str | None):
+    def __init__(self, project_id: str, secret: str, public_token: str, environment: str | None,
+                 session_minutes: int | None = None):
         import stytch  # the only import of the SDK in the code base
 
         self._stytch = stytch
         self.project_id = project_id
         self.public_token = public_token
+        # The Stytch session's lifetime at login, and again at each renewal (a
+        # sliding session, like our cookie). None: Stytch's default, 60 minutes,
+        # never extended (stytch-api.md §3.7).
+        self._session = {"session_duration_minutes": session_minutes} if session_minutes else {}
         with warnings.catch_warnings():
             # stytch 15.3 builds an aiohttp.BasicAuth that newer aiohttp deprecates.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -215,17 +220,19 @@ class StytchGateway:
 
     def exchange(self, intermediate_session_token: str, organization_id: str):
         r = self._call(self.client.discovery.intermediate_sessions.exchange,
-                       intermediate_session_token=intermediate_session_token, organization_id=organization_id)
+                       intermediate_session_token=intermediate_session_token, organization_id=organization_id,
+                       **self._session)
         return self._login_result(r)
 
     def create_organization(self, intermediate_session_token: str, name: str):
         r = self._call(self.client.discovery.organizations.create,
-                       intermediate_session_token=intermediate_session_token, organization_name=name)
+                       intermediate_session_token=intermediate_session_token, organization_name=name,
+                       **self._session)
         return self._login_result(r)
 
     # --- Organization flow -------------------------------------------------------
     def oauth_authenticate(self, token: str):
-        r = self._call(self.client.oauth.authenticate, oauth_token=token)
+        r = self._call(self.client.oauth.authenticate, oauth_token=token, **self._session)
         return self._login_result(r)
 
     def organization(self, slug_or_id: str) -> Organization:
@@ -238,7 +245,7 @@ class StytchGateway:
 
     def authenticate_email_otp(self, organization_id: str, email: str, code: str, intermediate_session_token: str):
         r = self._call(self.client.otps.email.authenticate, organization_id=organization_id, email_address=email,
-                       code=code, intermediate_session_token=intermediate_session_token)
+                       code=code, intermediate_session_token=intermediate_session_token, **self._session)
         return self._login_result(r)
 
     # --- Member sessions -----------------------------------------------------------
@@ -255,7 +262,7 @@ class StytchGateway:
     def refresh_session(self, session_token: str) -> MemberSession | None:
         """Network check (``sessions.authenticate``); None when the session is gone."""
         try:
-            r = self._call(self.client.sessions.authenticate, session_token=session_token)
+            r = self._call(self.client.sessions.authenticate, session_token=session_token, **self._session)
         except IdentityError as e:
             if isinstance(e, IdentityUnavailable):
                 raise

@@ -757,6 +757,29 @@ def test_stale_session_jwt_is_renewed_through_stytch(live, make_client):
         assert stytch_session(b)[1]["jti"] == new["jti"]
 
 
+def _session_expiry(live, b) -> datetime:
+    _, claims = stytch_session(b)
+    sid = claims["https://stytch.com/session"]["id"]
+    row = next(x for x in emulator_state(live)["sessions"] if x["member_session_id"] == sid)
+    return datetime.fromisoformat(row["expires_at"].replace("Z", "+00:00"))
+
+
+def test_member_session_outlives_stytchs_default_hour_and_slides(live, make_client):
+    """AUTHZ_MEMBER_SESSION_MINUTES (7 days): the Stytch session is created with it
+    (Stytch's own default is 60 minutes, never extended), every renewal extends it
+    again, and a member idle longer than that signs in again."""
+    c = make_client(client_type="first_party")
+    b = signed_in(live, BOB)
+    week = timedelta(minutes=live.settings.member_session_minutes)
+    assert abs(_session_expiry(live, b) - (datetime.now(timezone.utc) + week)) < timedelta(minutes=5)
+    with later(2 * 3600):
+        assert "code" in prompt_none(b, c)  # past Stytch's default hour: still signed in
+        assert abs(_session_expiry(live, b) - (datetime.now(timezone.utc) + week)) < timedelta(minutes=5)
+    with later(2 * 3600 + week.total_seconds() + 600):
+        p = prompt_none(b, c, state="s-idle")
+        assert p["error"] == "login_required" and p["state"] == "s-idle"
+
+
 def test_session_revoked_in_stytch_is_noticed_once_the_jwt_is_stale(live, make_client):
     """DESIGN §1: a session revoked in Stytch keeps working only while its JWT is
     fresh (local check); once stale, the renewal fails and the member logs in again."""
