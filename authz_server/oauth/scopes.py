@@ -71,6 +71,17 @@ def resolve_requested(session, client, requested: str | None) -> list[str] | Non
     return scopes
 
 
+def granted(client, scopes: list[str]) -> list[str]:
+    """What is granted of the valid requested scopes. ``offline_access`` asks for a
+    refresh token (OIDC Core §11); a client not registered for the refresh_token
+    grant gets none, so the scope is dropped rather than shown on the consent
+    page and put in tokens as a promise nobody keeps (§11 lets the server ignore
+    it; RFC 6749 §3.3 lets it grant less, and the response names the scope)."""
+    if "offline_access" in scopes and not client.check_grant_type("refresh_token"):
+        return [s for s in scopes if s != "offline_access"]
+    return scopes
+
+
 def describe(session, scopes) -> list[tuple[str, str]]:
     known = catalog(session)
     return [(s, known.get(s, s)) for s in scopes]

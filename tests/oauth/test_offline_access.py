@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import CSRF, PENDING, Browser, RegisteredClient, auth_params, pkce_pair, redirect_params
+from tests.helpers import jwt_claims
 
 
 def _consent_page(resp) -> bool:
@@ -166,12 +167,20 @@ def test_a22_104_prompt_consent_with_offline_access_always_shows_the_page(live, 
 def test_a7_48_offline_access_without_the_refresh_grant_is_accepted_but_gives_none(live, make_client, browser):
     """SEP-2207 (the AS SHOULD NOT issue a refresh token to a client not registered
     for the grant; clients MUST NOT assume one): offline_access from such a client
-    is not refused, and the response carries no refresh_token member at all."""
+    is not refused, and the response carries no refresh_token member at all. The
+    scope is dropped from what is granted (OIDC Core §11 lets the server ignore
+    it): the consent page does not promise a refresh token, the token response
+    names the narrower scope (RFC 6749 §3.3)."""
     c = make_client(grant_types=("authorization_code",))
-    code, verifier = _authorize(browser, c, "openid offline_access", expect_consent=True, prompt="consent")
+    verifier, challenge = pkce_pair()
+    resp = browser.authorize(auth_params(c, challenge, scope="openid offline_access", prompt="consent"),
+                             decision=None)
+    assert _consent_page(resp) and "offline_access" not in resp.text and "Stay connected" not in resp.text
+    code = redirect_params(_allow(browser, resp))["code"]
     body = _ok(_redeem(live, c, code, verifier))
     assert "refresh_token" not in body and None not in body.values()
     assert body["access_token"] and body["id_token"]
+    assert body["scope"] == "openid" and jwt_claims(body["access_token"])["scope"] == "openid"
 
 
 def test_sep2207_offline_access_in_the_token_requests(live, make_client, browser):

@@ -33,6 +33,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
         scopes = scope_rules.resolve_requested(session, client, request.payload.scope)
         if scopes is None:
             raise InvalidScopeError("The requested scope is unknown or not allowed for this client")
+        scopes = scope_rules.granted(client, scopes)
         resource = resources.validate(session, request.payload.datalist.get("resource", []), settings.audience)
         device_code, user_code, ttl = device_store.start(
             session, client_id=client.client_id, scope=scope_rules.join(scopes), resource=resource,

@@ -79,7 +79,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         scopes = scope_rules.resolve_requested(session, request.client, request.payload.scope)
         if scopes is None:
             raise InvalidScopeError("The requested scope is unknown or not allowed for this client")
-        request.scope = scope_rules.join(scopes)
+        request.scope = scope_rules.join(scope_rules.granted(request.client, scopes))
         request.resources = resources.validate(
             session, request.payload.datalist.get("resource", []), server.settings.audience
         )
