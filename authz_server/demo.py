@@ -1,7 +1,8 @@
-"""The demo seeded by `make run`: one confidential client with a fixed id.
+"""The demo seeded by `make run`: a confidential web client and a public CLI
+client (device flow, RFC 8628), with fixed ids.
 
-Its secret is regenerated at every start (only the digest is stored) and
-printed once to the console."""
+The web client's secret is regenerated at every start (only the digest is
+stored) and printed once to the console."""
 from __future__ import annotations
 
 from .db import Database
@@ -10,6 +11,8 @@ from .storage import clients as store
 DEMO_CLIENT_ID = "demo-client"
 DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 DEMO_MEMBER = "alice@acme.test"
+DEMO_CLI_ID = "demo-cli"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def seed(settings) -> str:
@@ -22,6 +25,12 @@ def seed(settings) -> str:
                                  grant_types=["authorization_code", "refresh_token", "client_credentials"],
                                  actor="demo")
         client.client_id = DEMO_CLIENT_ID
+        s.flush()
+    if store.get(s, DEMO_CLI_ID) is None:
+        cli, _ = store.create(s, name="Demo CLI", client_type="third_party_public",
+                              scopes=["openid", "profile", "email", "offline_access"],
+                              grant_types=[DEVICE_GRANT, "refresh_token"], actor="demo")
+        cli.client_id = DEMO_CLI_ID
         s.flush()
     secret = store.rotate_secret(s, client, actor="demo")
     s.commit()
@@ -36,4 +45,7 @@ def seed(settings) -> str:
                   redirect_uri  = {DEMO_REDIRECT_URI}
   Try it:         {iss}/oauth/authorize?response_type=code&client_id={DEMO_CLIENT_ID}&redirect_uri={DEMO_REDIRECT_URI}&scope=openid%20profile%20email&state=demo&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
                   (code_verifier = dBjftJeZ4CVP-mJ92K1N8XlN5QGx_nQEp_aX3ZOZuHo)
+  Device flow:    curl -d client_id={DEMO_CLI_ID} {iss}/oauth/device_authorization
+                  open the verification_uri_complete it returns, then poll:
+                  curl -d client_id={DEMO_CLI_ID} -d grant_type={DEVICE_GRANT} -d device_code=… {iss}/oauth/token
 """
