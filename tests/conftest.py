@@ -354,3 +354,27 @@ def tokens_for(get_code, token_post):
         return resp.json()
 
     return run
+
+
+# Not database 0: the machine's Redis is shared.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own; its keys (only those) are deleted afterwards.
+    Skips when no Redis answers at TEST_REDIS_URL."""
+    import uuid
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    prefix = f"authz_test:{uuid.uuid4().hex}:"
+    yield prefix
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()

@@ -99,3 +99,12 @@ def device_decide(browser, page, decision="allow"):
     fields = dict(re.findall(r'name="(csrf_token|user_code)" value="([^"]*)"', page.text))
     fields = {k: htmllib.unescape(v) for k, v in fields.items()}
     return browser.post("/device/decision", {**fields, "decision": decision})
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (a service that is down)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

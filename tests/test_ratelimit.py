@@ -69,41 +69,13 @@ def test_the_table_of_buckets_is_bounded():
 # --- the Redis-backed limiter (REDIS_URL): same interface, shared buckets -------
 
 import logging  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 
 from authz_server.ratelimit import RedisRateLimiter, RedisStore, limiter  # noqa: E402
-
-# Not database 0: the machine's Redis is shared.
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
-
-
-@pytest.fixture
-def redis_prefix():
-    """A prefix of this test's own; its keys are deleted afterwards (only those)."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    prefix = f"authz_test:{uuid.uuid4().hex}:"
-    yield prefix
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
-    client.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.conftest import REDIS_URL  # noqa: E402
+from tests.helpers import closed_port  # noqa: E402
 
 def test_redis_burst_then_retry_after_and_keys_independent(redis_prefix):
     limiter_ = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "token", 3)
@@ -154,7 +126,7 @@ def test_redis_unreachable_fails_open_with_one_warning(caplog):
     """Redis down: every request is allowed, one warning is logged, and Redis is
     not asked again until the pause is over."""
     now = [100.0]
-    store = RedisStore(f"redis://127.0.0.1:{_closed_port()}/5", "authz_test:", pause=5.0, clock=lambda: now[0])
+    store = RedisStore(f"redis://127.0.0.1:{closed_port()}/5", "authz_test:", pause=5.0, clock=lambda: now[0])
     limiter_ = RedisRateLimiter(store, "token", 1)
     calls = []
     script = store._script

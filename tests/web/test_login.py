@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 
 from authz_server.models import AuditEvent, AuthorizationCode, Consent, Grant, PendingAuthorization
 from tests.conftest import CSRF, PENDING, ORG_BUTTON, PROVIDER_LINK, Browser, auth_params, pkce_pair
-from tests.helpers import jwt_claims
+from tests.helpers import closed_port, jwt_claims
 
 ALICE = "alice@acme.test"
 BOB = "bob@acme.test"
@@ -922,16 +922,10 @@ def test_unknown_organization_slug(live, make_client, browser):
     assert counts(live)["authorization_codes"] == 0
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_stytch_unreachable_shows_a_503_page(live, make_server_with, make_client):
     """Stytch refusing connections: the organization login page and the callback
     answer a 503 page that says what happened and what to do; nothing stored."""
-    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{closed_port()}")
     c = make_client(client_type="first_party")
     b = Browser(down, ALICE)
     for path in ("/org/acme/login", "/login/callback?stytch_token_type=discovery_oauth&token=" + "A" * 44,
@@ -948,7 +942,7 @@ def test_stytch_unreachable_with_a_session_shows_a_503_page(live, make_server_wi
     """A member whose Stytch session must be checked while Stytch is down gets the
     503 page (or, with prompt=none, an error redirect), never a 500."""
     b = signed_in(live, BOB)
-    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")  # empties the tables
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{closed_port()}")  # empties the tables
     c = make_client(client_type="first_party")
     other = Browser(down, BOB)
     other.http.cookies = b.http.cookies  # the same cookie: same signing key
@@ -964,7 +958,7 @@ def test_a22_prompt_none_while_stytch_is_unreachable_redirects_temporarily_unava
     member session cannot be checked goes back to the client with
     temporarily_unavailable, state and iss, so it can retry; nothing stored."""
     b = signed_in(live, BOB)
-    down = make_server_with(stytch_environment=f"http://127.0.0.1:{_closed_port()}")  # empties the tables
+    down = make_server_with(stytch_environment=f"http://127.0.0.1:{closed_port()}")  # empties the tables
     c = make_client(client_type="first_party")
     other = Browser(down, BOB)
     other.http.cookies = b.http.cookies

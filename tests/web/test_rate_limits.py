@@ -10,42 +10,13 @@ test server runs with these limits off (tests/conftest.py)."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 
-import pytest
 import requests
 
-from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
-from tests.helpers import audit_rows
+from tests.conftest import REDIS_URL, Browser, auth_params, pkce_pair, redirect_params
+from tests.helpers import audit_rows, closed_port
 
-# Not database 0: the machine's Redis is shared.
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 CC = {"grant_type": "client_credentials"}
-
-
-@pytest.fixture
-def redis_prefix():
-    """A key prefix of this test's own; its keys (only those) are deleted afterwards."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    prefix = f"authz_test:{uuid.uuid4().hex}:"
-    yield prefix
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
-    client.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(srv, path, data, client=None, forwarded_for=None):
@@ -194,7 +165,7 @@ def test_redis_budget_is_shared_between_two_servers(live, make_server_with, make
 def test_redis_unreachable_fails_open(live, make_server_with, make_client, caplog):
     """Redis down: the limits let every request through (a warning is logged)
     rather than turning a Redis outage into a sign-in and token outage."""
-    srv = make_server_with(redis_url=f"redis://127.0.0.1:{_closed_port()}/5", token_rate=1, login_rate=1,
+    srv = make_server_with(redis_url=f"redis://127.0.0.1:{closed_port()}/5", token_rate=1, login_rate=1,
                            client_auth_failure_rate=1, introspection_rate=1)
     c = make_client(grant_types=("client_credentials",))
     with caplog.at_level(logging.WARNING, logger="authz_server.ratelimit"):
