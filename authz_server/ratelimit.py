@@ -38,6 +38,14 @@ class RateLimiter:
         # A clock that went backwards counts as no time elapsed.
         return min(float(self.per_minute), tokens + max(0.0, now - last) * self.per_minute / 60.0)
 
+    def _wait(self, tokens: float) -> int:
+        # Whole seconds until one token is there (the Retry-After value, RFC 6585 §4).
+        return max(1, math.ceil((1.0 - tokens) * 60.0 / self.per_minute))
+
+    def _current(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(self.per_minute), now))
+        return self._level(tokens, last, now)
+
     def check(self, key: str) -> int:
         """0 when ``key`` may go ahead now, else the whole seconds until it may
         (the ``Retry-After`` value, RFC 6585 §4). Does not spend a token."""
@@ -45,9 +53,8 @@ class RateLimiter:
             return 0
         now = self.clock()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.per_minute), now))
-            tokens = self._level(tokens, last, now)
-        return 0 if tokens >= 1.0 else max(1, math.ceil((1.0 - tokens) * 60.0 / self.per_minute))
+            tokens = self._current(key, now)
+        return 0 if tokens >= 1.0 else self._wait(tokens)
 
     def spend(self, key: str) -> int:
         """Take a token for ``key``: 0 when one was available, else as ``check``."""
@@ -55,11 +62,10 @@ class RateLimiter:
             return 0
         now = self.clock()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.per_minute), now))
-            tokens = self._level(tokens, last, now)
+            tokens = self._current(key, now)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
-                return max(1, math.ceil((1.0 - tokens) * 60.0 / self.per_minute))
+                return self._wait(tokens)
             if key not in self._buckets and len(self._buckets) >= self.max_keys:
                 self._prune(now)
             self._buckets[key] = (tokens - 1.0, now)

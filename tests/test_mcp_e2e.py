@@ -29,7 +29,6 @@ import ipaddress
 import json
 import ssl
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
@@ -56,9 +55,9 @@ from pydantic import AnyUrl  # noqa: E402
 
 from authz_server.models import AuditEvent, Client as ClientRow, RefreshToken  # noqa: E402
 from authz_server.security import digest  # noqa: E402
-from examples.mcp_server import Config, build_app  # noqa: E402
 
-from .conftest import Browser, LiveServer, _free_port  # noqa: E402
+from .conftest import Browser, LiveServer  # noqa: E402
+from .examples.mcp_runner import MemoryStorage, example_mcp_server  # noqa: E402
 
 MCP_SCOPE = "mcp:tools"
 CALLBACK = "http://127.0.0.1:53682/callback"  # nothing listens: the handler never follows the redirect
@@ -67,26 +66,6 @@ CALLBACK = "http://127.0.0.1:53682/callback"  # nothing listens: the handler nev
 def _claims(jwt_: str) -> dict:
     payload = jwt_.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-class MemoryStorage:
-    """``mcp.client.auth.TokenStorage`` kept in memory (what a host app persists)."""
-
-    def __init__(self):
-        self.tokens = None
-        self.client_info = None
-
-    async def get_tokens(self):
-        return self.tokens
-
-    async def set_tokens(self, tokens):
-        self.tokens = tokens
-
-    async def get_client_info(self):
-        return self.client_info
-
-    async def set_client_info(self, client_info):
-        self.client_info = client_info
 
 
 # --- The CIMD leg's document, over HTTPS on loopback -------------------------
@@ -225,27 +204,8 @@ def mcp_server(leg, expiry_clock):
     Stopped before ``expiry_clock`` is: time_machine moves time.monotonic too, so
     timers the server's event loop set in travelled time would not fire once the
     clock came back (its shutdown would hang)."""
-    from authz_server.storage import resources
-
-    live = leg.live
-    port = _free_port()
-    resource = f"http://127.0.0.1:{port}/mcp"
-    s = live.db.session
-    resources.add(s, resource, "Example MCP server", [MCP_SCOPE])
-    s.commit()
-    live.db.session.remove()
-
-    server = uvicorn.Server(uvicorn.Config(build_app(Config(issuer=live.url, resource=resource, scopes=[MCP_SCOPE])),
-                                           host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "MCP server did not start"
-        time.sleep(0.02)
-    yield resource
-    server.should_exit = True
-    thread.join(timeout=10)
+    with example_mcp_server(leg.live, scopes=(MCP_SCOPE,)) as resource:
+        yield resource
 
 
 class Sent(NamedTuple):

@@ -72,8 +72,7 @@ def oauth_authenticate():
         token.used = True
         provider = shapes.PROVIDERS[token.provider]
         factor = shapes.factor_descriptor(provider.auth_method, store.now(), token.provider_subject)
-        outcome = flows.finish(store, org, member, flows.merge_factors(ist.factors if ist else [], factor),
-                               ist=ist, minutes=minutes, custom_claims=claims)
+        outcome = flows.finish_with_factor(store, org, member, factor, ist, minutes, claims)
         return ok({
             **emu.login_fields(outcome),
             "provider_subject": token.provider_subject,

@@ -23,9 +23,7 @@ def otp_login_or_signup():
     emu, data = current(), inputs.body()
     store = emu.store
     with store.lock:
-        org = store.organization(inputs.required(data, "organization_id"))
-        email = inputs.email_address(data)
-        member, created = inputs.member_or_jit(org, email)
+        org, email, member, created = _member_to_reach(store, data)
         name = "signup_expiration_minutes" if created else "login_expiration_minutes"
         store.issue_passcode(org, email, inputs.minutes(data, name, OTP_TTL_MINUTES, 2, 15))
         return _login_or_signup_response(member, created, org)
@@ -54,8 +52,7 @@ def otp_authenticate():
         if member is None:
             raise errors.member_not_found()
         factor = shapes.factor_descriptor("email_otp", store.now())
-        outcome = flows.finish(store, org, member, flows.merge_factors(ist.factors if ist else [], factor),
-                               ist=ist, minutes=minutes, custom_claims=claims)
+        outcome = flows.finish_with_factor(store, org, member, factor, ist, minutes, claims)
         return ok({**emu.login_fields(outcome), "method_id": member.email_id})
 
 
@@ -65,9 +62,7 @@ def magic_link_login_or_signup():
     emu, data = current(), inputs.body()
     store = emu.store
     with store.lock:
-        org = store.organization(inputs.required(data, "organization_id"))
-        email = inputs.email_address(data)
-        member, created = inputs.member_or_jit(org, email)
+        org, email, member, created = _member_to_reach(store, data)
         kind = "signup" if created else "login"
         redirect_url = data.get(f"{kind}_redirect_url") or emu.default_redirect_url
         if not redirect_url:
@@ -99,9 +94,17 @@ def magic_link_authenticate():
         ist = flows.ist_for(store, data.get("intermediate_session_token"), org, member.email)
         link.used = True
         factor = shapes.factor_descriptor("magic_link", store.now())
-        outcome = flows.finish(store, org, member, flows.merge_factors(ist.factors if ist else [], factor),
-                               ist=ist, minutes=minutes, custom_claims=claims)
+        outcome = flows.finish_with_factor(store, org, member, factor, ist, minutes, claims)
         return ok({**emu.login_fields(outcome), "method_id": member.email_id, "reset_sessions": False})
+
+
+def _member_to_reach(store, data):
+    """The organization, email and member (just-in-time created if the domain
+    allows) of a ``login_or_signup`` call; under the store lock."""
+    org = store.organization(inputs.required(data, "organization_id"))
+    email = inputs.email_address(data)
+    member, created = inputs.member_or_jit(org, email)
+    return org, email, member, created
 
 
 def _login_or_signup_response(member, created, org):

@@ -47,6 +47,14 @@ def merge_factors(existing: list[dict], new: dict | None) -> list[dict]:
     return merged
 
 
+def finish_with_factor(store: Store, org: Organization, m: Member, factor: dict,
+                       ist: IntermediateSession | None, minutes: int | None, custom_claims: dict | None) -> Outcome:
+    """``finish`` after one more authentication: the factor joins those the IST
+    (if any) already holds."""
+    return finish(store, org, m, merge_factors(ist.factors if ist else [], factor), ist=ist, minutes=minutes,
+                  custom_claims=custom_claims)
+
+
 def discover(store: Store, email: str, factors: list[dict]) -> list[tuple[Organization, str, Member | None, list[str] | None]]:
     """Organizations this email may enter: its memberships, then email-domain JIT."""
     found = []

@@ -1,5 +1,6 @@
 """Run the example MCP server (examples/mcp_server) on a free loopback port,
-over real HTTP (uvicorn in a thread), registered on our server as a resource."""
+over real HTTP (uvicorn in a thread), registered on our server as a resource;
+and the in-memory token storage an ``mcp`` SDK client needs."""
 from __future__ import annotations
 
 import threading
@@ -38,3 +39,23 @@ def example_mcp_server(live, scopes=("mcp:tools",)):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class MemoryStorage:
+    """``mcp.client.auth.TokenStorage`` kept in memory (what a host app persists)."""
+
+    def __init__(self):
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info):
+        self.client_info = client_info

@@ -216,27 +216,12 @@ def test_b6_mcp_sdk_adds_offline_access_and_prompt_consent_and_gets_a_refresh_to
     from mcp.shared.auth import OAuthClientMetadata
     from pydantic import AnyUrl
 
-    from tests.examples.mcp_runner import example_mcp_server
+    from tests.examples.mcp_runner import MemoryStorage, example_mcp_server
 
     callback = "http://127.0.0.1:53682/callback"  # nothing listens: the handler stops at the redirect
     browser = Browser(live)
     seen = {"authorization_urls": [], "consent_pages": [], "registrations": [], "token_forms": []}
     box = {}
-
-    class Storage:
-        tokens = client_info = None
-
-        async def get_tokens(self):
-            return self.tokens
-
-        async def set_tokens(self, tokens):
-            self.tokens = tokens
-
-        async def get_client_info(self):
-            return self.client_info
-
-        async def set_client_info(self, client_info):
-            self.client_info = client_info
 
     def member_answers(authorization_url: str):
         """The member's browser: log in, see the consent page, allow."""
@@ -273,7 +258,7 @@ def test_b6_mcp_sdk_adds_offline_access_and_prompt_consent_and_gets_a_refresh_to
                 result = await client.call_tool("whoami", {})
                 assert not result.is_error, result
 
-    storage = Storage()
+    storage = MemoryStorage()
     with example_mcp_server(live, ("mcp:tools",)) as mcp_url:
         asyncio.run(connect(mcp_url, storage))
         first_tokens = storage.tokens

@@ -70,6 +70,15 @@ def _grant_revoked(live, grant_id):
         return conn.execute(text("SELECT revoked_at FROM grants WHERE id = :g"), {"g": grant_id}).scalar_one()
 
 
+def _rotated_once(live, client, tokens_for):
+    """A fresh grant whose first refresh token was rotated once: (t1, t2, grant id)."""
+    t1 = tokens_for(client)
+    r = _refresh(live, client, t1["refresh_token"])
+    assert r.status_code == 200, r.text
+    t2 = r.json()
+    return t1, t2, _grant_of(live, t2["refresh_token"])
+
+
 def _assert_invalid_grant(resp):
     assert resp.status_code == 400, (resp.status_code, resp.text)
     assert resp.json()["error"] == "invalid_grant", resp.text
@@ -130,11 +139,7 @@ def test_a7_44_reuse_after_grace_window_revokes_family(live, make_client, tokens
     client = make_client()
     grace = live.settings.refresh_grace_seconds
     for _ in range(ROUNDS):
-        t1 = tokens_for(client)
-        r = _refresh(live, client, t1["refresh_token"])
-        assert r.status_code == 200, r.text
-        t2 = r.json()
-        grant_id = _grant_of(live, t2["refresh_token"])
+        t1, t2, grant_id = _rotated_once(live, client, tokens_for)
         with _later(grace + 5):
             # Two simultaneous replays of the stale token: both refused, none resurrects it.
             results = _together(lambda: _refresh(live, client, t1["refresh_token"]),
@@ -154,11 +159,7 @@ def test_c8_reuse_racing_live_refresh_leaves_no_live_token(live, make_client, to
     client = make_client()
     grace = live.settings.refresh_grace_seconds
     for _ in range(ROUNDS):
-        t1 = tokens_for(client)
-        r = _refresh(live, client, t1["refresh_token"])
-        assert r.status_code == 200, r.text
-        t2 = r.json()
-        grant_id = _grant_of(live, t2["refresh_token"])
+        t1, t2, grant_id = _rotated_once(live, client, tokens_for)
         with _later(grace + 5):
             stale, fresh = _together(lambda: _refresh(live, client, t1["refresh_token"]),
                                      lambda: _refresh(live, client, t2["refresh_token"]))
