@@ -111,7 +111,7 @@ def _live_in_family(live, grant_id):
 
 
 def test_c8_concurrent_refreshes_in_grace_window_share_one_family(live, make_client, tokens_for):
-    """C-8 / A7 #44 / RFC 9700 §4.14.2: parallel refreshes of the same token inside the grace
+    """RFC 9700 §4.14.2: parallel refreshes of the same token inside the grace
     window are a benign race: both succeed with the SAME new refresh token (the loser waits on
     the winner's row lock, then answers with the child the winner kept), so the family has
     exactly one live token and stays valid."""

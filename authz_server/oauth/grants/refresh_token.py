@@ -1,8 +1,10 @@
 """The refresh-token grant (RFC 6749 §6, OAuth 2.1 §4.3): rotation on every use,
 family revocation on reuse (RFC 9700 §4.14.2), a grace window for concurrent
-refreshes of the same token, answered with the one child the first use issued
-(spec-checklist C-8). Authlib's grant neither rotates (D-3) nor accepts public
-clients (D-2)."""
+refreshes of the same token (spec-checklist C-8). Authlib's grant neither rotates
+(D-3) nor accepts public clients (D-2).
+
+A replay inside the grace window is answered with the one child the first use
+issued, so a family never has two live refresh tokens."""
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, OAuth2Error
