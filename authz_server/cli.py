@@ -341,18 +341,42 @@ def _keystore(ctx):
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]))
 @click.option("--force", is_flag=True,
-              help="rotate although the next key is freshly published (a compromised key)")
+              help="a compromised active key: rotate although the next key is freshly published, and revoke "
+                   "the old key (it leaves the JWKS and the tokens it signed stop verifying)")
 def keys_rotate(alg, force):
-    """next → active → retired, and a new next key."""
+    """next → active → retired, and a new next key (with --force the old key is revoked, not retired)."""
     from .oauth.keys import RotationTooSoon
 
     with _Ctx() as ctx:
         try:
-            changes = _keystore(ctx).rotate(ctx.db.session, alg, force=force)
+            changes = _keystore(ctx).rotate(ctx.db.session, alg, force=force, actor="cli")
         except RotationTooSoon as e:
             raise click.ClickException(f"{e} (--force)") from None
         for a, old, new in changes:
-            click.echo(f"{a}: active {new} (retired {old or '-'})")
+            click.echo(f"{a}: active {new} ({'revoked' if force else 'retired'} {old or '-'})")
+
+
+@keys.command("revoke")
+@click.argument("kid")
+def keys_revoke(kid):
+    """Revoke a compromised key of any state: it leaves the JWKS and the tokens it
+    signed stop verifying (every node within a minute). An active key is first
+    replaced by the next key, so signing goes on."""
+    from .oauth.keys import UnknownKey
+
+    with _Ctx() as ctx:
+        try:
+            done = _keystore(ctx).revoke(ctx.db.session, kid, actor="cli")
+        except UnknownKey:
+            raise click.ClickException(f"no signing key {kid!r} (see 'keys list')") from None
+        if done is None:
+            click.echo(f"{kid} was already revoked")
+            return
+        click.echo(f"{done.alg}: revoked {kid} (was {done.previous_state})")
+        if done.previous_state == "active":
+            click.echo(f"{done.alg}: active {done.replaced_by}")
+        elif done.previous_state == "next":
+            click.echo(f"{done.alg}: next {done.replaced_by}")
 
 
 @keys.command("list")

@@ -2,8 +2,15 @@
 client (device flow, RFC 8628), with fixed ids.
 
 The web client's secret is regenerated at every start (only the digest is
-stored) and printed once to the console."""
+stored) and printed once to the console, with a PKCE pair (RFC 7636) drawn at
+the same time, the authorization URL that uses it, and the `curl` line of the
+code exchange."""
 from __future__ import annotations
+
+import secrets
+from urllib.parse import quote, urlencode
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from .db import Database
 from .storage import clients as store
@@ -36,6 +43,15 @@ def seed(settings) -> str:
     s.commit()
     db.dispose()
     iss = settings.issuer
+    # RFC 7636 §4.1-4.2: a fresh verifier each start, and its S256 challenge.
+    verifier = secrets.token_urlsafe(48)
+    authorize = f"{iss}/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": DEMO_CLIENT_ID, "redirect_uri": DEMO_REDIRECT_URI,
+        "scope": "openid profile email", "state": "demo", "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
+    }, quote_via=quote)
+    exchange = (f"curl -u {DEMO_CLIENT_ID}:{secret} -d grant_type=authorization_code -d code=CODE "
+                f"-d redirect_uri={DEMO_REDIRECT_URI} -d code_verifier={verifier} {iss}/oauth/token")
     return f"""
   authz_server is running at {iss}
   Discovery:      {iss}/.well-known/openid-configuration
@@ -43,8 +59,12 @@ def seed(settings) -> str:
   Demo client:    client_id     = {DEMO_CLIENT_ID}
                   client_secret = {secret}
                   redirect_uri  = {DEMO_REDIRECT_URI}
-  Try it:         {iss}/oauth/authorize?response_type=code&client_id={DEMO_CLIENT_ID}&redirect_uri={DEMO_REDIRECT_URI}&scope=openid%20profile%20email&state=demo&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
-                  (code_verifier = dBjftJeZ4CVP-mJ92K1N8XlN5QGx_nQEp_aX3ZOZuHo)
+  Try it:         {authorize}
+                  (code_verifier = {verifier})
+                  sign in and allow; the browser then goes to {DEMO_REDIRECT_URI}?code=…
+                  (nothing listens there: copy the code from the address bar; it lives {settings.code_ttl} s) and run
+                  {exchange}
+                  with CODE replaced by that code.
   Device flow:    curl -d client_id={DEMO_CLI_ID} {iss}/oauth/device_authorization
                   open the verification_uri_complete it returns, then poll:
                   curl -d client_id={DEMO_CLI_ID} -d grant_type={DEVICE_GRANT} -d device_code=… {iss}/oauth/token

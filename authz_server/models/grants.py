@@ -83,6 +83,10 @@ class RefreshToken(Base):
     grant_expires_at = mapped_column(UTCDateTime, nullable=False)
     used_at = mapped_column(UTCDateTime)
     revoked_at = mapped_column(UTCDateTime)
+    # The child this token's rotation issued, encrypted with the key-encryption
+    # key (Fernet), kept while a replay inside the grace window must get that same
+    # child rather than a second live branch; cleared once the window is over.
+    child_token_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
 class RevokedAccessToken(Base):

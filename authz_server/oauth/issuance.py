@@ -15,9 +15,13 @@ def _epoch(t: dt.datetime) -> int:
 def token_response(server, client, *, grant_type: str, subject: str, scope: str, audience: list[str],
                    organization_id=None, member_claims=None, auth_time=None, grant_id=None,
                    refresh_source=None, grant_expires_at=None, parent_hash=None, nonce=None,
-                   id_token: bool = False) -> dict:
+                   id_token: bool = False, refresh_token: str | None = None) -> dict:
     """Mint the access token (and refresh and id tokens when asked), record the
     issuance in the audit log, and return the JSON body.
+
+    ``refresh_token`` is a child already issued, to answer a replay inside the
+    refresh grace window with (the family keeps one live branch); otherwise a
+    ``refresh_source`` gets a new refresh token.
 
     ``expires_in`` is always sent and ``token_type`` is always ``Bearer``
     (spec-checklist item 40)."""
@@ -40,10 +44,12 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
     }
     if not scope:
         body.pop("scope")
-    if refresh_source is not None:
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    elif refresh_source is not None:
         body["refresh_token"] = grant_store.new_refresh_token(
             session, refresh_source, grant_id=grant_id, grant_expires_at=grant_expires_at,
-            idle_ttl=settings.refresh_token_idle_ttl, parent_hash=parent_hash,
+            idle_ttl=settings.refresh_token_idle_ttl, parent_hash=parent_hash, kek=server.kek,
         )
     if id_token and "openid" in scope_rules.split(scope):
         body["id_token"] = server.minter.id_token(
@@ -61,6 +67,7 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
         session, "token_issued", client_id=client.client_id, subject=subject, organization_id=organization_id,
         grant_id=grant_id, grant_type=grant_type, jti=at_claims["jti"],
         refresh_token="refresh_token" in body, id_token="id_token" in body,
+        grace_replay=True if refresh_token is not None else None,
     )
     return body
 

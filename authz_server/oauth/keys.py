@@ -2,9 +2,11 @@
 
 Each algorithm has its own chain next → active → retired (OIDC Core §10.1.1):
 the JWKS publishes all three, so a key is published before it signs anything
-and stays published after it stops. Every node reads the same rows; a node
-caches the loaded keys for ``CACHE_SECONDS`` so a rotation on one node reaches
-the others within that time.
+and stays published after it stops. A compromised key is revoked instead (a
+forced rotation, or ``revoke``): it leaves the JWKS and verification at once,
+so the tokens it signed stop being accepted. Every node reads the same rows; a
+node caches the loaded keys for ``CACHE_SECONDS`` so a rotation or revocation
+on one node reaches the others within that time.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import datetime as dt
 import json
 import threading
 import time
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet
 from joserfc.jwk import ECKey, KeySet, RSAKey
@@ -20,6 +23,7 @@ from sqlalchemy import select
 from ..db import utcnow
 from ..models import SigningKey
 from ..security import new_id
+from ..storage import audit
 
 ALGS = ("ES256", "RS256")
 CACHE_SECONDS = 60
@@ -37,6 +41,26 @@ class RotationTooSoon(RuntimeError):
 
 class KeyDecryptionError(RuntimeError):
     """The configured key-encryption key does not open the stored keys."""
+
+
+class UnknownKey(LookupError):
+    """No signing key has this kid."""
+
+
+@dataclass
+class Revocation:
+    """A revoked key: its state before, and the key that took over its role (a
+    promoted next key for an active one, a new next key for a next one)."""
+
+    kid: str
+    alg: str
+    previous_state: str
+    replaced_by: str | None = None
+
+
+# The states whose keys are published and trusted; retired ones too until
+# retired_publish_seconds have passed. Revoked keys never are.
+LIVE_STATES = ("next", "active")
 
 
 def _generate(alg: str, kid: str):
@@ -94,18 +118,25 @@ class KeyStore:
             self.invalidate()
         return created
 
-    def rotate(self, session, alg: str | None = None, force: bool = False) -> list[tuple[str, str, str]]:
+    def rotate(self, session, alg: str | None = None, force: bool = False,
+               actor: str | None = None) -> list[tuple[str, str, str]]:
         """active → retired, next → active, and a new next. Returns (alg, old, new) kids.
 
         Refuses (RotationTooSoon) while the next key has been published for less
-        than MIN_PUBLISHED_SECONDS, unless ``force`` (a compromised key) or the key
-        was only just created because the database had none (nothing has signed yet)."""
+        than MIN_PUBLISHED_SECONDS, unless ``force`` or the key was only just
+        created because the database had none (nothing has signed yet).
+
+        ``force`` is for a compromised active key: the old key is revoked, not
+        retired, so it leaves the JWKS and verification at once (every node
+        within CACHE_SECONDS) instead of staying trusted until the tokens it
+        signed expire. The rows are locked for the transaction."""
         existing = set(session.scalars(select(SigningKey.kid)).all())
         self.ensure(session)
         now = utcnow()
         plan = []
         for a in [alg] if alg else ALGS:
-            rows = session.scalars(select(SigningKey).where(SigningKey.alg == a, SigningKey.state != "retired")).all()
+            rows = session.scalars(select(SigningKey).where(SigningKey.alg == a, SigningKey.state.in_(LIVE_STATES))
+                                   .with_for_update()).all()
             active = [r for r in rows if r.state == "active"]
             promoted = sorted((r for r in rows if r.state == "next"), key=lambda r: r.created_at)[0]
             published_for = (now - promoted.created_at).total_seconds()
@@ -120,20 +151,65 @@ class KeyStore:
         changes = []
         for a, active, promoted in plan:
             for r in active:
-                r.state, r.retired_at = "retired", now
-            promoted.state, promoted.activated_at = "active", now
-            session.add(self._new_row(a, "next", now))
-            changes.append((a, ",".join(r.kid for r in active), promoted.kid))
+                if force:
+                    self._revoke_row(session, r, now, "forced_rotation", actor, replaced_by=promoted.kid)
+                else:
+                    r.state, r.retired_at = "retired", now
+            self._promote(session, a, promoted, now)
+            old = ",".join(r.kid for r in active)
+            audit.record(session, "signing_key_rotated", actor=actor, alg=a, active=promoted.kid,
+                         **{"revoked" if force else "retired": old or None})
+            changes.append((a, old, promoted.kid))
         session.flush()
         self.invalidate()
         return changes
+
+    def revoke(self, session, kid: str, actor: str | None = None) -> Revocation | None:
+        """Withdraw a compromised key, whatever its state: it leaves the JWKS and
+        verification (every node within CACHE_SECONDS), so the tokens it signed
+        stop verifying. An active key is first replaced by its algorithm's next
+        key (and a new next key made), so signing never stops; a next key gets a
+        new next key. None when the key was revoked already; UnknownKey when
+        there is no such key. One transaction, the algorithm's rows locked."""
+        row = session.get(SigningKey, kid)
+        if row is None:
+            raise UnknownKey(kid)
+        self.ensure(session)
+        now = utcnow()
+        rows = session.scalars(select(SigningKey).where(SigningKey.alg == row.alg).with_for_update()).all()
+        row = next(r for r in rows if r.kid == kid)
+        if row.state == "revoked":
+            return None
+        previous, replaced_by = row.state, None
+        if row.state == "active":
+            promoted = sorted((r for r in rows if r.state == "next"), key=lambda r: r.created_at)[0]
+            self._promote(session, row.alg, promoted, now)
+            replaced_by = promoted.kid
+        elif row.state == "next":
+            fresh = self._new_row(row.alg, "next", now)
+            session.add(fresh)
+            replaced_by = fresh.kid
+        self._revoke_row(session, row, now, "revoked", actor, replaced_by=replaced_by)
+        session.flush()
+        self.invalidate()
+        return Revocation(kid, row.alg, previous, replaced_by)
+
+    def _promote(self, session, alg: str, promoted: SigningKey, now: dt.datetime) -> None:
+        promoted.state, promoted.activated_at = "active", now
+        session.add(self._new_row(alg, "next", now))
+
+    def _revoke_row(self, session, row: SigningKey, now: dt.datetime, reason: str, actor, replaced_by=None):
+        previous = row.state
+        row.state, row.revoked_at = "revoked", now
+        audit.record(session, "signing_key_revoked", actor=actor, kid=row.kid, alg=row.alg,
+                     previous_state=previous, reason=reason, replaced_by=replaced_by)
 
     def check_decryptable(self, session) -> None:
         """Fail at start, with a message, when AUTHZ_KEY_ENCRYPTION_KEY is not the
         key the stored private keys were encrypted with."""
         from cryptography.fernet import InvalidToken
 
-        for row in session.scalars(select(SigningKey).where(SigningKey.state != "retired")).all():
+        for row in session.scalars(select(SigningKey).where(SigningKey.state.in_(LIVE_STATES))).all():
             try:
                 self.fernet.decrypt(row.private_jwk_encrypted.encode())
             except InvalidToken:
@@ -157,6 +233,8 @@ class KeyStore:
             cutoff = utcnow() - dt.timedelta(seconds=self.retired_publish_seconds)
             signing, public = {}, []
             for row in sorted(rows, key=lambda r: (r.activated_at or r.created_at)):
+                if row.state == "revoked":
+                    continue  # neither published nor trusted
                 if row.state == "retired" and (row.retired_at or row.created_at) < cutoff:
                     continue
                 public.append(dict(row.public_jwk))

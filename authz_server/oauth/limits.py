@@ -17,8 +17,9 @@ Policies (each a setting; N per minute, a burst of one minute's worth; 0 = off):
 - introspection (``AUTHZ_INTROSPECTION_RATE``, 6000) per authenticated caller.
 - login pages (``AUTHZ_LOGIN_RATE``, 300) per source, in ``web.login``.
 - registration (``AUTHZ_REGISTRATION_RATE``, 20) per source, in ``web.registration``.
-- wrong user codes on the device verification page (``AUTHZ_DEVICE_CODE_ATTEMPTS``,
-  10) per member, in ``web.device`` (RFC 8628 §5.1). Per member, not per source:
+- wrong user codes on the device verification page and its decision form, one
+  bucket for both (``AUTHZ_DEVICE_CODE_ATTEMPTS``, 10) per member, in
+  ``web.device`` (RFC 8628 §5.1). Per member, not per source:
   members behind one NAT must not lock each other out, and the page is only
   reachable signed in.
 

@@ -8,6 +8,7 @@ import os
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError, OAuth2Request, UnsupportedResponseTypeError
 from authlib.oauth2.rfc9207 import IssuerParameter
+from cryptography.fernet import Fernet
 from flask import request as flask_request
 
 from ..sources import source_key
@@ -54,6 +55,9 @@ class AuthzServer(AuthorizationServer):
         self.clients = ClientCache(db, settings.client_cache_ttl, cimd=resolver)
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
+        # The key-encryption key, for the refresh children kept during the grace
+        # window (storage.grants), as for the private signing keys.
+        self.kek = Fernet(settings.key_encryption_key.encode())
         self.minter = TokenMinter(settings, self.keys)
         # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
         self.limits = limit_rules.Limits.from_settings(settings)

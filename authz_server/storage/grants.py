@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select, update
 
 from ..db import utcnow
@@ -31,9 +32,14 @@ def create(session, *, client_id, subject, organization_id, scope, resource, cla
 
 
 def new_refresh_token(session, source, *, grant_id: str, grant_expires_at, idle_ttl: int,
-                      parent_hash: str | None = None) -> str:
+                      parent_hash: str | None = None, kek: Fernet | None = None) -> str:
     """Insert a refresh token for the grant; ``source`` is the grant or the parent
-    token row, whose grant fields are copied (see RefreshToken)."""
+    token row, whose grant fields are copied (see RefreshToken).
+
+    A child (``parent_hash`` given) is also kept on its parent's row, encrypted
+    with the key-encryption key ``kek``, so a replay of the parent inside the
+    grace window gets this very token (see use_refresh_token). The parent row is
+    the one this transaction's rotation UPDATE locked: no other lock is taken."""
     token = new_secret(32)
     now = utcnow()
     expires = min(now + dt.timedelta(seconds=idle_ttl), grant_expires_at)
@@ -54,24 +60,43 @@ def new_refresh_token(session, source, *, grant_id: str, grant_expires_at, idle_
             grant_expires_at=grant_expires_at,
         )
     )
+    if parent_hash is not None:
+        if kek is None:
+            raise ValueError("a rotated refresh token needs the key-encryption key to keep its child")
+        session.execute(
+            update(RefreshToken).where(RefreshToken.token_hash == parent_hash)
+            .values(child_token_encrypted=kek.encrypt(token.encode()).decode())
+            .execution_options(synchronize_session=False)
+        )
     return token
 
 
 @dataclass
 class Rotation:
+    """What presenting a refresh token found: ``token`` (its row) to rotate, with
+    ``child`` set when it is a replay inside the grace window (answer with that
+    refresh token, issue none); or nothing, with ``reuse_detected`` when the
+    family must be revoked."""
+
     token: RefreshToken | None
     grace: bool = False
     reuse_detected: bool = False
+    child: str | None = None
 
 
-def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -> Rotation:
+def use_refresh_token(session, token: str, client_id: str, grace_seconds: int, kek: Fernet) -> Rotation:
     """Consume a refresh token for rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14).
 
-    The common case is one UPDATE … RETURNING. A token already used less than
-    ``grace_seconds`` ago is honoured again (a benign race of parallel refreshes,
-    spec-checklist C-8); one used earlier is reuse: the caller revokes the family.
-    On Postgres, a concurrent refresh of the same token waits on the row lock of
-    the first UPDATE and then takes the grace branch.
+    The common case is one UPDATE … RETURNING; the caller then issues the child
+    (new_refresh_token, which keeps it encrypted on this row) in the same
+    transaction. A token already used less than ``grace_seconds`` ago is a
+    benign race of parallel refreshes or a lost response: it is answered with
+    the child its first use issued, never a new one, so a family has one live
+    branch (RFC 9700 §4.14.2: otherwise a thief replaying inside the window
+    would get a branch of their own). One used earlier is reuse: the caller
+    revokes the family. On Postgres, a concurrent refresh of the same token
+    waits on the row lock of the first UPDATE, and once that transaction
+    committed reads its used_at and its child together.
 
     The grant itself must still be unrevoked: a refresh racing a family
     revocation (reuse detected, RFC 9700 §4.14.2) can insert its child token
@@ -97,6 +122,7 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if row is not None:
+        _forget_children(session, row.grant_id, now - dt.timedelta(seconds=grace_seconds))
         return Rotation(row)
     old = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == h, RefreshToken.client_id == client_id))
     if old is None or old.revoked_at is not None or old.used_at is None:
@@ -104,8 +130,39 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int) -
     if now - old.used_at <= dt.timedelta(seconds=grace_seconds) and old.expires_at > now:
         if not is_active(session, old.grant_id):
             return Rotation(None)  # the family was revoked meanwhile (see above)
-        return Rotation(old, grace=True)
+        child = _unseal(kek, old.child_token_encrypted)
+        if child is None:
+            # Rotated before the child was kept (an older release): no second
+            # branch either; the client keeps the answer it already got.
+            return Rotation(None)
+        return Rotation(old, grace=True, child=child)
     return Rotation(None, reuse_detected=True)
+
+
+def _unseal(kek: Fernet, sealed: str | None) -> str | None:
+    if not sealed:
+        return None
+    try:
+        return kek.decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        return None
+
+
+def _forget_children(session, grant_id: str, used_before) -> None:
+    """Clear, in passing, the kept children of the family's tokens whose grace
+    window is over: nothing will answer with them any more. Rows another
+    transaction holds are skipped (Postgres SKIP LOCKED), never waited for, so
+    this cannot deadlock with a family revocation; a later rotation clears them."""
+    stale = (
+        select(RefreshToken.token_hash)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.child_token_encrypted.is_not(None),
+               RefreshToken.used_at < used_before)
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(
+        update(RefreshToken).where(RefreshToken.token_hash.in_(stale))
+        .values(child_token_encrypted=None).execution_options(synchronize_session=False)
+    )
 
 
 def find_refresh_token(session, token: str) -> RefreshToken | None:
@@ -123,7 +180,7 @@ def revoke(session, grant_id: str, reason: str) -> bool:
     ).rowcount
     session.execute(
         update(RefreshToken).where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now).execution_options(synchronize_session=False)
+        .values(revoked_at=now, child_token_encrypted=None).execution_options(synchronize_session=False)
     )
     return bool(n)
 

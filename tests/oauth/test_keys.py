@@ -1,7 +1,8 @@
 """Key rotation drill (spec-checklist A.26 item 121, with items 120 and 122 as
 seen through a rotation): the next key is published before it signs, new tokens
 carry the new kid, and tokens signed by a retired key keep verifying against the
-JWKS until they expire.
+JWKS until they expire; a compromised key (forced rotation, `keys revoke`)
+leaves the JWKS and verification at once.
 
 Rotation happens in the shared test database, so each drill moves the clock past
 the publish-before-use window of the next key it promotes (never a sleep), and
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from authz_server.cli import main as cli
 from authz_server.models import SigningKey
 from authz_server.oauth.keys import CACHE_SECONDS, JWKS_MAX_AGE, MIN_PUBLISHED_SECONDS, RotationTooSoon
+from tests.helpers import audit_rows
 
 JWKS_PATH = "/.well-known/jwks.json"
 
@@ -277,3 +279,146 @@ def test_a26_121_rotation_drill_through_the_cli(live, database_url, make_client,
         _verify(old["access_token"], jwks)
         _verify(old["id_token"], jwks)
         _verify(new["id_token"], jwks)
+
+
+# --- revocation of a compromised key ---------------------------------------------------
+
+
+def _cli_env(live, database_url):
+    return {"DATABASE_URL": database_url, "AUTHZ_ENV": "test", "AUTHZ_ISSUER": live.url,
+            "AUTHZ_KEY_ENCRYPTION_KEY": live.settings.key_encryption_key}
+
+
+def _userinfo(node, token):
+    return requests.get(node.url + "/oauth/userinfo", headers={"Authorization": "Bearer " + token}, timeout=10)
+
+
+def _introspection(node, token, client):
+    resp = requests.post(node.url + "/oauth/introspect", data={"token": token}, auth=client, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _signed_by(nodes, kid, tokens):
+    """Both nodes have loaded their key cache, and each node's token signed by
+    ``kid`` is accepted by that node (userinfo: 200 for a member's token, 403
+    insufficient_scope for a machine token: valid, just without openid)."""
+    for node, (token, _) in zip(nodes, tokens):
+        assert kid in _kids(node)
+        assert _unverified_header(token)["kid"] == kid
+        assert _userinfo(node, token).status_code in (200, 403)
+
+
+def _withdrawn_everywhere(nodes, kid, tokens):
+    """Within CACHE_SECONDS every node has dropped ``kid``: not in its JWKS, and
+    the tokens it signed are refused at userinfo and introspect inactive."""
+    for node, (token, introspector) in zip(nodes, tokens):
+        assert kid not in _kids(node)
+        u = _userinfo(node, token)
+        assert u.status_code == 401 and u.json()["error"] == "invalid_token", u.text
+        assert _introspection(node, token, introspector) == {"active": False}
+
+
+def _two_nodes_with_tokens(live, make_server_with, make_client, tokens_for):
+    """This node and another one on the same database, each with a token signed
+    by the active ES256 key (a member's access token here, a machine's there)."""
+    other = make_server_with()
+    c = make_client()
+    mine = tokens_for(c, nonce="n")
+    machine = _cc_client(other)
+    theirs = requests.post(other.url + "/oauth/token", data={"grant_type": "client_credentials"}, auth=machine,
+                           timeout=10).json()["access_token"]
+    return [live, other], [(mine["access_token"], (c.client_id, c.client_secret)), (theirs, machine)], c, mine
+
+
+def test_forced_key_rotation_removes_the_compromised_key_from_jwks_and_verification(
+        live, database_url, make_server_with, make_client, tokens_for, restore_key_cache):
+    """A compromised key is not kept published for the lifetime of the tokens it
+    signed: `keys rotate --force` revokes the old active key, so within the key
+    cache period every node drops it from the JWKS and the tokens it signed stop
+    verifying (userinfo refuses them, introspection says inactive); the promoted
+    key signs, and the other algorithm is untouched. Audited."""
+    with time_machine.travel(datetime.now(timezone.utc), tick=False) as traveller:
+        live.server.keys.invalidate()
+        nodes, tokens, c, mine = _two_nodes_with_tokens(live, make_server_with, make_client, tokens_for)
+        compromised = _by_state(live, "active")["ES256"]
+        promoted = _by_state(live, "next")["ES256"]
+        rs_active = _by_state(live, "active")["RS256"]
+        _signed_by(nodes, compromised, tokens)
+
+        res = CliRunner().invoke(cli, ["keys", "rotate", "--alg", "ES256", "--force"], env=_cli_env(live, database_url))
+        assert res.exit_code == 0, res.output
+
+        traveller.shift(CACHE_SECONDS + 1)  # no cache is dropped by hand: each node re-reads in time
+        _withdrawn_everywhere(nodes, compromised, tokens)
+        assert f"ES256: active {promoted} (revoked {compromised})" in res.output
+        assert _by_state(live, "active") == {"ES256": promoted, "RS256": rs_active}
+        _verify(mine["id_token"], _jwks(live))  # RS256 was not rotated
+        new = tokens_for(c, nonce="n2")
+        assert _unverified_header(new["access_token"])["kid"] == promoted
+        assert _userinfo(live, new["access_token"]).status_code == 200
+    events = [e for e in audit_rows(live, "signing_key_revoked") if e.details["kid"] == compromised]
+    assert len(events) == 1 and events[0].details["reason"] == "forced_rotation" and events[0].actor == "cli"
+
+
+def test_keys_revoke_removes_any_key_from_jwks_and_verification_and_signing_goes_on(
+        live, database_url, make_server_with, make_client, tokens_for, restore_key_cache):
+    """`keys revoke KID` withdraws a key whatever its state, from the JWKS and from
+    verification on every node within the key cache period: an active key is
+    first replaced by the (already published) next key so signing never stops;
+    a next key by a new next key; a retired key just goes. Audited; an unknown
+    kid is a clean error, a second revocation changes nothing."""
+    env = _cli_env(live, database_url)
+    runner = CliRunner()
+    with time_machine.travel(_ready_to_rotate(live), tick=False) as traveller:
+        live.server.keys.invalidate()
+        nodes, tokens, c, mine = _two_nodes_with_tokens(live, make_server_with, make_client, tokens_for)
+        active = _by_state(live, "active")["ES256"]
+        nxt = _by_state(live, "next")["ES256"]
+        _signed_by(nodes, active, tokens)
+
+        res = runner.invoke(cli, ["keys", "revoke", active], env=env)
+        assert res.exit_code == 0, res.output
+        assert f"ES256: revoked {active} (was active)" in res.output and f"ES256: active {nxt}" in res.output
+        # Signing never stopped: the replacement is the next key, published before.
+        assert nxt in _kids(live)
+        traveller.shift(CACHE_SECONDS + 1)
+        _withdrawn_everywhere(nodes, active, tokens)
+        new = tokens_for(c, nonce="n2")
+        assert _unverified_header(new["access_token"])["kid"] == nxt
+        assert _userinfo(live, new["access_token"]).status_code == 200
+
+        # A next key: replaced by a new next key, and never published again.
+        fresh_next = _by_state(live, "next")["ES256"]
+        res = runner.invoke(cli, ["keys", "revoke", fresh_next], env=env)
+        assert res.exit_code == 0, res.output
+        assert f"ES256: revoked {fresh_next} (was next)" in res.output
+        replacement = _by_state(live, "next")["ES256"]
+        assert replacement != fresh_next
+
+        # A retired key: an ordinary rotation retires the RS256 key (still published
+        # for the id tokens it signed); revoking it withdraws it at once.
+        traveller.shift(MIN_PUBLISHED_SECONDS + 1)
+        retired = _by_state(live, "active")["RS256"]
+        _rotate(live, alg="RS256")
+        assert retired in _kids(live)
+        _verify(mine["id_token"], _jwks(live))
+        res = runner.invoke(cli, ["keys", "revoke", retired], env=env)
+        assert res.exit_code == 0 and f"RS256: revoked {retired} (was retired)" in res.output, res.output
+        traveller.shift(CACHE_SECONDS + 1)
+        for node in nodes:
+            kids = _kids(node)
+            assert {active, fresh_next, retired}.isdisjoint(kids) and replacement in kids
+        with pytest.raises((JoseError, ValueError)):
+            _verify(mine["id_token"], _jwks(live))
+
+        again = runner.invoke(cli, ["keys", "revoke", active], env=env)
+        assert again.exit_code == 0 and "already revoked" in again.output
+        unknown = runner.invoke(cli, ["keys", "revoke", "es256-nope"], env=env)
+        assert unknown.exit_code == 1 and "no signing key" in unknown.output and "Traceback" not in unknown.output
+        listing = runner.invoke(cli, ["keys", "list"], env=env).output
+        assert any(line.startswith(active) and " revoked " in line for line in listing.splitlines())
+    revoked = {e.details["kid"]: e for e in audit_rows(live, "signing_key_revoked")}
+    assert {active, fresh_next, retired} <= set(revoked)
+    assert revoked[active].details["replaced_by"] == nxt and revoked[active].actor == "cli"
+    assert revoked[retired].details["previous_state"] == "retired"

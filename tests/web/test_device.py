@@ -75,6 +75,41 @@ def test_a17_87_ten_wrong_codes_lock_out(live, make_client):
     assert page.status_code == 200 and started["user_code"] in page.text
 
 
+def test_wrong_codes_posted_to_device_decision_are_limited_like_device_and_share_the_bucket(live, make_client):
+    """RFC 8628 §5.1: /device/decision approves a code directly, so guessing codes
+    there is limited as at /device, with the same per-member bucket: wrong codes
+    at either page count together, and once locked both pages refuse, even the
+    right code, and approve nothing."""
+    _, started = _start(live, make_client)
+    browser = Browser(live)
+    entry = device_confirm_page(browser, "/device")
+    token = CSRF.search(entry.text).group(1)
+    wrong = (f"BCDF-GHJ{c}" for c in "KLMNPQRSTVWXZ")
+    for _ in range(5):
+        resp = browser.post("/device", {"csrf_token": token, "user_code": next(wrong)})
+        assert resp.status_code == 400
+    for _ in range(5):
+        resp = browser.post("/device/decision", {"csrf_token": token, "user_code": next(wrong), "decision": "allow"})
+        assert resp.status_code == 400 and "no longer pending" in resp.text
+    for path in ("/device", "/device/decision"):
+        locked = browser.post(path, {"csrf_token": token, "user_code": started["user_code"], "decision": "allow"})
+        assert locked.status_code == 429 and "Too many wrong codes" in locked.text, (path, locked.status_code)
+        assert int(locked.headers["Retry-After"]) > 0
+    assert _status(live) == "pending"
+
+    # Ten wrong codes at /device/decision alone lock /device too; another member is not locked out.
+    live.server.limits.device_code.reset()
+    for _ in range(10):
+        resp = browser.post("/device/decision", {"csrf_token": token, "user_code": "BCDF-GHJK", "decision": "deny"})
+        assert resp.status_code == 400
+    locked = browser.post("/device", {"csrf_token": token, "user_code": started["user_code"]})
+    assert locked.status_code == 429
+    other = Browser(live, email="bob@acme.test")
+    page = device_confirm_page(other, started["verification_uri_complete"])
+    assert device_decide(other, page).status_code == 200
+    assert _status(live) == "approved"
+
+
 def test_a17_87_approval_is_remembered_and_audited(live, make_client):
     cli, started = _start(live, make_client)
     browser = Browser(live)

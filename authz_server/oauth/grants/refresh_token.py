@@ -1,7 +1,10 @@
 """The refresh-token grant (RFC 6749 §6, OAuth 2.1 §4.3): rotation on every use,
 family revocation on reuse (RFC 9700 §4.14.2), a grace window for concurrent
 refreshes of the same token (spec-checklist C-8). Authlib's grant neither rotates
-(D-3) nor accepts public clients (D-2)."""
+(D-3) nor accepts public clients (D-2).
+
+A replay inside the grace window is answered with the one child the first use
+issued, so a family never has two live refresh tokens."""
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, OAuth2Error
@@ -37,7 +40,7 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             raise InvalidRequestError("Missing 'refresh_token' in request.")
         session = self.server.db.session
         rotation = grant_store.use_refresh_token(
-            session, value, client.client_id, self.server.settings.refresh_grace_seconds
+            session, value, client.client_id, self.server.settings.refresh_grace_seconds, self.server.kek
         )
         if rotation.reuse_detected:
             old = grant_store.find_refresh_token(session, value)
@@ -93,6 +96,9 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             grant_expires_at=token.grant_expires_at,
             parent_hash=token.token_hash,
             id_token=True,
+            # A replay inside the grace window gets the child already issued: a
+            # fresh access token (stateless), but no second live refresh token.
+            refresh_token=request.rotation.child,
         )
         return 200, body, self.TOKEN_RESPONSE_HEADER
 

@@ -140,8 +140,8 @@ def test_a7_44_reuse_after_grace_window_revokes_family(live, make_client, tokens
 
 def test_a7_44_reuse_inside_grace_window_succeeds_and_family_stays(live, make_client, tokens_for):
     """spec-checklist item 44 [POLICY] / C-8: RT1 presented again inside the grace
-    window (a parallel refresh or a lost response) succeeds, and the family stays
-    valid: both descendants still refresh."""
+    window (a parallel refresh or a lost response) succeeds with the same child,
+    and the family stays valid: that child still refreshes."""
     c = _public(make_client)
     rs = _rs(make_client)
     rt1 = tokens_for(c)["refresh_token"]
@@ -150,11 +150,81 @@ def test_a7_44_reuse_inside_grace_window_succeeds_and_family_stays(live, make_cl
         t2 = _ok(_refresh(live, c, rt1))
     with _frozen(live, live.settings.refresh_grace_seconds - 5, start):
         t3 = _ok(_refresh(live, c, rt1))
-        assert t3["refresh_token"] not in (rt1, t2["refresh_token"])
+        assert t3["refresh_token"] == t2["refresh_token"]
         assert _introspect(live, rs, t2["access_token"])["active"] is True
-        _ok(_refresh(live, c, t2["refresh_token"]))
+        assert _introspect(live, rs, t3["access_token"])["active"] is True
         _ok(_refresh(live, c, t3["refresh_token"]))
     assert _audit(live, "refresh_token_reused") == []
+
+
+def _family(live, refresh_token):
+    """{token hash: row} of every refresh token of the grant ``refresh_token`` belongs to."""
+    from sqlalchemy import select
+
+    from authz_server.models import RefreshToken
+    from authz_server.security import digest
+
+    s = live.db.session
+    try:
+        grant_id = s.get(RefreshToken, digest(refresh_token)).grant_id
+        return {r.token_hash: r for r in s.scalars(select(RefreshToken).where(RefreshToken.grant_id == grant_id))}
+    finally:
+        s.remove()
+
+
+def _live_tokens(family):
+    return [h for h, r in family.items() if r.used_at is None and r.revoked_at is None]
+
+
+def test_grace_window_replay_gets_the_same_child_and_never_forks_the_family(live, make_client, tokens_for):
+    """RFC 9700 §4.14.2: a replay of a used refresh token inside the grace window
+    (a thief's or the client's own parallel refresh) is answered with the one child
+    the first use issued, with a fresh access token, so the family never has a
+    second live branch. The child is kept encrypted with the key-encryption key on
+    the used token's row, and cleared once the window is over; reuse after the
+    window still revokes the family."""
+    from cryptography.fernet import Fernet
+
+    from authz_server.security import digest
+
+    c = _public(make_client)
+    rs = _rs(make_client)
+    rt1 = tokens_for(c)["refresh_token"]
+    grace = live.settings.refresh_grace_seconds
+    start = dt.datetime.now(dt.timezone.utc)
+    with _frozen(live, 0, start):
+        victim = _ok(_refresh(live, c, rt1))
+    with _frozen(live, grace - 1, start):
+        thief = _ok(_refresh(live, c, rt1))
+        again = _ok(_refresh(live, c, rt1))
+    child = victim["refresh_token"]
+    assert thief["refresh_token"] == again["refresh_token"] == child
+    assert thief["access_token"] != victim["access_token"]  # minted per answer
+    assert _introspect(live, rs, thief["access_token"])["active"] is True
+    family = _family(live, rt1)
+    assert _live_tokens(family) == [digest(child)]  # one live branch, however many replays
+    sealed = family[digest(rt1)].child_token_encrypted
+    assert sealed and child not in sealed and digest(child) not in sealed
+    assert Fernet(live.settings.key_encryption_key.encode()).decrypt(sealed.encode()).decode() == child
+
+    # Past the window the next rotation clears the kept child: nothing answers with it any more.
+    with _frozen(live, grace + 1, start):
+        rt3 = _ok(_refresh(live, c, child))["refresh_token"]
+    family = _family(live, rt1)
+    assert family[digest(rt1)].child_token_encrypted is None
+    assert family[digest(child)].child_token_encrypted is not None  # its own window is open
+    assert _live_tokens(family) == [digest(rt3)]
+    assert _audit(live, "refresh_token_reused") == []
+
+    # Reuse after the window revokes the family, and every kept child goes.
+    with _frozen(live, 2 * grace + 5, start):
+        _error(_refresh(live, c, rt1), 400, "invalid_grant")
+        _error(_refresh(live, c, rt3), 400, "invalid_grant")
+        assert _introspect(live, rs, thief["access_token"]) == {"active": False}
+    family = _family(live, rt1)
+    assert _live_tokens(family) == []
+    assert all(r.child_token_encrypted is None for r in family.values())
+    assert len(_audit(live, "refresh_token_reused")) == 1
 
 
 def test_a7_44_grace_window_boundary(live, make_client, tokens_for):

@@ -1,0 +1,37 @@
+"""the refresh child kept for the grace window; revoked signing keys
+
+Revision ID: 0007_grace_child_and_key_revocation
+Revises: 0003
+Create Date: 2026-12-01 10:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0007_grace_child_and_key_revocation'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    # This revision's id is longer than the 32 characters of the version column
+    # Alembic creates; widen it before Alembic records the id (SQLite does not
+    # enforce the length). Left wide on downgrade: the id is written after it.
+    if op.get_context().dialect.name != 'sqlite':
+        op.alter_column('alembic_version', 'version_num', type_=sa.String(length=64),
+                        existing_type=sa.String(length=32), existing_nullable=False)
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('child_token_encrypted', sa.Text(), nullable=True))
+    with op.batch_alter_table('signing_keys', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade():
+    # The schema before this revision knows no revoked state and would publish a
+    # revoked (compromised) key again: such keys go.
+    op.execute("DELETE FROM signing_keys WHERE state = 'revoked'")
+    with op.batch_alter_table('signing_keys', schema=None) as batch_op:
+        batch_op.drop_column('revoked_at')
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.drop_column('child_token_encrypted')
