@@ -1,6 +1,6 @@
 """the refresh child kept for the grace window; revoked signing keys
 
-Revision ID: 0007_grace_child_and_key_revocation
+Revision ID: 0007_grace_child_key_revoke
 Revises: 0003
 Create Date: 2026-12-01 10:00:00
 """
@@ -8,19 +8,13 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_grace_child_and_key_revocation'
+revision = '0007_grace_child_key_revoke'
 down_revision = '0003'
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    # This revision's id is longer than the 32 characters of the version column
-    # Alembic creates; widen it before Alembic records the id (SQLite does not
-    # enforce the length). Left wide on downgrade: the id is written after it.
-    if op.get_context().dialect.name != 'sqlite':
-        op.alter_column('alembic_version', 'version_num', type_=sa.String(length=64),
-                        existing_type=sa.String(length=32), existing_nullable=False)
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.add_column(sa.Column('child_token_encrypted', sa.Text(), nullable=True))
     with op.batch_alter_table('signing_keys', schema=None) as batch_op:
