@@ -122,7 +122,7 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int, k
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if row is not None:
-        _forget_children(session, row.grant_id, now - dt.timedelta(seconds=grace_seconds))
+        _forget_children(session, now - dt.timedelta(seconds=grace_seconds))
         return Rotation(row)
     old = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == h, RefreshToken.client_id == client_id))
     if old is None or old.revoked_at is not None or old.used_at is None:
@@ -148,15 +148,18 @@ def _unseal(kek: Fernet, sealed: str | None) -> str | None:
         return None
 
 
-def _forget_children(session, grant_id: str, used_before) -> None:
-    """Clear, in passing, the kept children of the family's tokens whose grace
-    window is over: nothing will answer with them any more. Rows another
-    transaction holds are skipped (Postgres SKIP LOCKED), never waited for, so
-    this cannot deadlock with a family revocation; a later rotation clears them."""
+def _forget_children(session, used_before) -> None:
+    """Clear, in passing, the kept children whose grace window is over: nothing
+    will answer with them any more, and a family that stopped refreshing must
+    not keep one for good. The partial index ix_refresh_tokens_child_kept holds
+    only the tokens used within the last window, so this reads a few rows. Rows
+    another transaction holds are skipped (Postgres SKIP LOCKED), never waited
+    for, so this cannot deadlock with a rotation or a family revocation; the
+    next rotation anywhere clears them."""
     stale = (
         select(RefreshToken.token_hash)
-        .where(RefreshToken.grant_id == grant_id, RefreshToken.child_token_encrypted.is_not(None),
-               RefreshToken.used_at < used_before)
+        .where(RefreshToken.child_token_encrypted.is_not(None), RefreshToken.used_at < used_before)
+        .limit(500)
         .with_for_update(skip_locked=True)
     )
     session.execute(

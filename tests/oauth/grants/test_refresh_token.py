@@ -227,6 +227,25 @@ def test_grace_window_replay_gets_the_same_child_and_never_forks_the_family(live
     assert len(_audit(live, "refresh_token_reused")) == 1
 
 
+def test_grace_window_child_of_an_abandoned_family_is_not_kept_past_the_window(live, make_client, tokens_for):
+    """A family that stops refreshing after a rotation must not keep its child
+    encrypted for good: any later rotation (another family's) clears children
+    whose grace window is over."""
+    from authz_server.security import digest
+
+    c = _public(make_client)
+    abandoned = tokens_for(c)["refresh_token"]
+    other = tokens_for(c)["refresh_token"]
+    grace = live.settings.refresh_grace_seconds
+    start = dt.datetime.now(dt.timezone.utc)
+    with _frozen(live, 0, start):
+        _ok(_refresh(live, c, abandoned))
+    assert _family(live, abandoned)[digest(abandoned)].child_token_encrypted is not None
+    with _frozen(live, grace + 1, start):
+        _ok(_refresh(live, c, other))
+    assert _family(live, abandoned)[digest(abandoned)].child_token_encrypted is None
+
+
 def test_a7_44_grace_window_boundary(live, make_client, tokens_for):
     """With a frozen clock: grace_seconds after the rotation RT1 is still honoured,
     one second later it is reuse."""
