@@ -17,6 +17,10 @@ Policies (each a setting; N per minute, a burst of one minute's worth; 0 = off):
 - introspection (``AUTHZ_INTROSPECTION_RATE``, 6000) per authenticated caller.
 - login pages (``AUTHZ_LOGIN_RATE``, 300) per source, in ``web.login``.
 - registration (``AUTHZ_REGISTRATION_RATE``, 20) per source, in ``web.registration``.
+- first fetches of client ID metadata documents (``AUTHZ_CIMD_FETCH_RATE``, 30)
+  per source, in ``registration.cimd``: a document not cached in this process
+  costs a connection to a host the caller chose (and one that fails is never
+  cached), wherever a client is looked up (authorize, token, login pages).
 - wrong user codes on the device verification page (``AUTHZ_DEVICE_CODE_ATTEMPTS``,
   10) per member, in ``web.device`` (RFC 8628 §5.1). Per member, not per source:
   members behind one NAT must not lock each other out, and the page is only
@@ -38,6 +42,17 @@ from urllib.parse import unquote
 from authlib.oauth2.rfc6749 import OAuth2Error
 
 from ..ratelimit import RedisStore, limiter
+
+
+class Throttled(Exception):
+    """429 from a limit that can trip wherever a client is looked up (the CIMD
+    first-fetch limit): not an OAuth2Error, so no endpoint turns it into its
+    own error; ``errors.register`` answers the JSON error or the page."""
+
+    def __init__(self, retry_after: int, description: str):
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.description = description
 
 
 class RateLimited(OAuth2Error):
@@ -62,6 +77,7 @@ class Limits:
     introspection: object
     login: object
     device_code: object
+    cimd_fetch: object
 
     @classmethod
     def from_settings(cls, settings) -> "Limits":
@@ -73,6 +89,7 @@ class Limits:
             introspection=limiter("introspection", settings.introspection_rate, store),
             login=limiter("login", settings.login_rate, store),
             device_code=limiter("device-code", settings.device_code_attempts, store),
+            cimd_fetch=limiter("cimd-fetch", settings.cimd_fetch_rate, store),
         )
 
 
@@ -97,6 +114,10 @@ def introspection_key(client) -> str:
 
 
 def login_key(source: str) -> str:
+    return source
+
+
+def cimd_fetch_key(source: str) -> str:
     return source
 
 

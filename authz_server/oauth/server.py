@@ -50,13 +50,16 @@ class AuthzServer(AuthorizationServer):
         super().__init__()
         self.settings = settings
         self.db = db
-        resolver = CimdResolver(db, allow_loopback=settings.cimd_allow_loopback) if settings.cimd_enabled else None
+        # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
+        self.limits = limit_rules.Limits.from_settings(settings)
+        resolver = CimdResolver(
+            db, allow_loopback=settings.cimd_allow_loopback, timeout=settings.cimd_fetch_timeout,
+            first_fetches=self.limits.cimd_fetch, source=lambda: source_key(settings.secret_key),
+        ) if settings.cimd_enabled else None
         self.clients = ClientCache(db, settings.client_cache_ttl, cimd=resolver)
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
         self.minter = TokenMinter(settings, self.keys)
-        # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
-        self.limits = limit_rules.Limits.from_settings(settings)
         # RFC 7591 registrations that create a client, per source (web.registration).
         self.registration_limiter = self.limits.registration
         # Set by create_app when Stytch is configured (identity.membership).
