@@ -78,6 +78,8 @@ class Limits:
     login: object
     device_code: object
     cimd_fetch: object
+    # The RedisStore when REDIS_URL is set (also the jti replay memory's), else None.
+    store: object = None
 
     @classmethod
     def from_settings(cls, settings) -> "Limits":
@@ -90,6 +92,7 @@ class Limits:
             login=limiter("login", settings.login_rate, store),
             device_code=limiter("device-code", settings.device_code_attempts, store),
             cimd_fetch=limiter("cimd-fetch", settings.cimd_fetch_rate, store),
+            store=store,
         )
 
 

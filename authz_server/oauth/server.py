@@ -20,6 +20,7 @@ from .grants.client_credentials import ClientCredentialsGrant
 from .grants.device_code import DeviceCodeGrant
 from .grants.refresh_token import RefreshTokenGrant
 from . import limits as limit_rules
+from .assertion_replay import ReplayMemory
 from .keys import KeyStore
 from .registration.cimd import CimdPrivateKeyJWT, CimdResolver
 from .pkce import RequiredS256CodeChallenge
@@ -75,8 +76,9 @@ class AuthzServer(AuthorizationServer):
         self.register_extension(_Issuer(settings.issuer))
         # A.2 item 11: private_key_jwt (RFC 7523) for CIMD clients with keys
         # (inline jwks, or jwks_uri fetched and cached by the resolver).
-        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD,
-                                         CimdPrivateKeyJWT(settings.issuer, resolver=resolver))
+        # Used jti values are remembered in Redis or the database (oauth.assertion_replay).
+        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD, CimdPrivateKeyJWT(
+            settings.issuer, resolver=resolver, replay=ReplayMemory(db, self.limits.store)))
 
     def create_oauth2_request(self, request):
         if isinstance(request, OAuth2Request):

@@ -950,3 +950,40 @@ def test_cimd_clients_without_grants_are_garbage_collected(cimd_live, docs):
                             allow_redirects=False, timeout=10).status_code == 302
         assert _rows(cimd_live, drive_by) is not None
 
+
+# --- Address guard: IPv6 forms that carry an IPv4 address (issue 9 item 13) ---
+
+EMBEDDING = [
+    "2002:a00:1::1",                         # 6to4 (RFC 3056) of 10.0.0.1
+    "2002:a9fe:a9fe::1",                     # 6to4 of 169.254.169.254
+    "2002:7f00:1::1",                        # 6to4 of 127.0.0.1
+    "fec0::1",                               # site-local (RFC 3879)
+    "fec0:0:0:ffff::1",
+    "64:ff9b::a00:1",                        # NAT64 (RFC 6052) of 10.0.0.1
+    "64:ff9b::a9fe:a9fe",                    # NAT64 of 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo (RFC 4380), client 10.0.0.1 (obfuscated)
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING)
+def test_cimd_address_guard_refuses_6to4_site_local_teredo_and_nat64_with_private_ipv4(cimd_live, caplog, address):
+    """Issue 9 item 13: site-local addresses, and 6to4, Teredo and NAT64
+    addresses whose embedded IPv4 address is private (or loopback, even with
+    the development switch), are refused by the address guard, before any
+    connection, for the document and for its jwks_uri alike."""
+    from authz_server.oauth.registration import cimd
+
+    with pytest.raises(cimd.CimdError, match="refused address"):
+        cimd.resolve(address, 443, allow_loopback=True)
+    caplog.set_level(logging.INFO, logger="authz_server.oauth.registration.cimd")
+    _assert_refused_at_authorize(cimd_live, f"https://[{address}]/client.json")
+    assert any("refused address" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    with pytest.raises(cimd.CimdError, match="jwks_uri host resolves to a refused address"):
+        cimd.fetch(f"https://[{address}]/jwks.json", allow_loopback=True, what="jwks_uri")
+
+
+def test_cimd_address_guard_lets_6to4_of_a_public_address_through():
+    """The embedded IPv4 address decides: 6to4 of a public address is public."""
+    from authz_server.oauth.registration import cimd
+
+    assert cimd.resolve("2002:808:808::1", 443, allow_loopback=False) == "2002:808:808::1"

@@ -73,6 +73,8 @@ SECRET_METHODS = {"client_secret_basic", "client_secret_post", "client_secret_jw
 SUPPORTED_GRANTS = {"authorization_code", "refresh_token"}
 # RFC 6598 shared address space: not covered by ipaddress.is_private on every Python.
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# RFC 6052 §2.1: the NAT64 well-known prefix; the last 32 bits are an IPv4 address.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Host name lookups run here, so that one that hangs can be given up at the
 # deadline (getaddrinfo has no timeout); bounded, so hanging lookups cannot
 # pile up threads: past the bound, lookups wait in the queue and time out.
@@ -123,8 +125,25 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "client_id URL") ->
 
 def _refused(ip, allow_loopback: bool) -> bool:
     # RFC 6890 special-use ranges and RFC 1918 private ones (SSRF guard, B.4 item 3).
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        else:
+            # Addresses that carry an IPv4 address for a relay or translator to
+            # forward to: 6to4 (RFC 3056 §2), Teredo (RFC 4380 §4: the server
+            # and the obfuscated client address) and NAT64 (RFC 6052 §2.1).
+            # The embedded address must pass the IPv4 rules too, loopback
+            # included (the development switch is for direct loopback only).
+            embedded = [ip.sixtofour] if ip.sixtofour else []
+            embedded += list(ip.teredo or ())
+            if ip in NAT64:
+                embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+            if any(_refused(v4, allow_loopback=False) for v4 in embedded):
+                return True
+            # Site-local (fec0::/10) was deprecated by RFC 3879 but is still
+            # routed inside some networks; ipaddress counts it as global.
+            if ip.is_site_local:
+                return True
     if ip.is_loopback:
         return not allow_loopback
     return (ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
@@ -576,12 +595,12 @@ class CimdPrivateKeyJWT(JWTBearerClientAssertion):
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, issuer: str, resolver: CimdResolver | None = None):
+    def __init__(self, issuer: str, resolver: CimdResolver | None = None, *, replay):
         super().__init__(validate_jti=True, leeway=60)
         self.issuer = issuer
         self.resolver = resolver
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
+        # oauth.assertion_replay.ReplayMemory: shared by every node.
+        self.replay = replay
 
     def get_audiences(self):
         # RFC 7523 §3: the token endpoint URL, or the issuer identifier.
@@ -607,15 +626,12 @@ class CimdPrivateKeyJWT(JWTBearerClientAssertion):
         return for_assertion
 
     def validate_jti(self, claims, jti):
-        # RFC 7523 §3 item 7: a jti is used once (in-process memory until exp).
+        # RFC 7523 §3 item 7: a jti is used once, on every node, until the
+        # assertion expires (the leeway after exp included: it is accepted
+        # until then). Called after the signature and exp were checked.
         if not isinstance(jti, str) or not jti or len(jti) > 200:
             return False
-        now = time.time()
-        key = f"{claims.get('iss')}\x00{jti}"
-        with self._lock:
-            if len(self._seen) > 10000:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if self._seen.get(key, 0) > now:
-                return False
-            self._seen[key] = float(claims.get("exp") or now) + self.leeway
-        return True
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)):
+            return False
+        return self.replay.first_use(claims["sub"], jti, float(exp) + self.leeway)
