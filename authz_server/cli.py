@@ -243,16 +243,22 @@ def clients_delete(client_id, yes):
               help="never-used clients; default: AUTHZ_DCR_CLIENT_TTL_DAYS (7)")
 @click.option("--idle-days", type=click.IntRange(min=1),
               help="clients whose grants all lapsed; default: AUTHZ_DCR_CLIENT_IDLE_DAYS (90)")
-def clients_gc(dry_run, older_than_days, idle_days):
+@click.option("--cimd-days", type=click.IntRange(min=2),
+              help="metadata-document clients without grants, not fetched for this long; "
+                   "default: AUTHZ_CIMD_CLIENT_TTL_DAYS (7)")
+def clients_gc(dry_run, older_than_days, idle_days, cimd_days):
     """Delete dynamically registered clients that never got a token, or whose
-    grants all lapsed and that have been idle since (run it daily)."""
+    grants all lapsed and that have been idle since, and client ID metadata
+    document clients that never got a grant (run it daily)."""
     from .storage import clients as store
 
     with _Ctx() as ctx:
         days = older_than_days or ctx.settings.dcr_client_ttl_days
         idle = idle_days or ctx.settings.dcr_client_idle_days
-        found = store.collect_garbage(ctx.db.session, ttl_days=days, idle_days=idle, dry_run=dry_run)
-        for client_id in found.never_used + found.idle:
+        cimd = cimd_days or ctx.settings.cimd_client_ttl_days
+        found = store.collect_garbage(ctx.db.session, ttl_days=days, idle_days=idle, cimd_ttl_days=cimd,
+                                      dry_run=dry_run)
+        for client_id in found.never_used + found.idle + found.cimd:
             click.echo(("would delete " if dry_run else "deleted ") + client_id)
         suffix = " (dry run)" if dry_run else ""
         click.echo(f"{len(found.never_used)} never-used dynamically registered client(s) older than {days} day(s)"
@@ -262,6 +268,11 @@ def clients_gc(dry_run, older_than_days, idle_days):
                        f"idle for {idle} day(s)" + suffix)
         else:
             click.echo("idle clients are kept (AUTHZ_DCR_CLIENT_IDLE_DAYS=0)")
+        if cimd:
+            click.echo(f"{len(found.cimd)} client metadata document client(s) without grants, "
+                       f"not fetched for {cimd} day(s)" + suffix)
+        else:
+            click.echo("client metadata document clients are kept (AUTHZ_CIMD_CLIENT_TTL_DAYS=0)")
 
 
 # --- resources -------------------------------------------------------------------

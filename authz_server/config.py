@@ -140,6 +140,18 @@ class Settings:
     # (http allowed) only for development and tests; refused in production.
     cimd_enabled: bool = True
     cimd_allow_loopback: bool = False
+    # One deadline for fetching a document and its jwks_uri: DNS, connect, TLS,
+    # headers and body together (seconds). A few seconds, as the CIMD draft
+    # suggests: the fetch holds the member's /oauth/authorize request.
+    cimd_fetch_timeout: int = 3
+    # Fetches of documents not cached in this process, per minute per source
+    # address (0 = unlimited): each is a connection to a host the caller chose.
+    # 30 leaves room for a NAT full of people trying new clients.
+    cimd_fetch_rate: int = 30
+    # `clients gc` deletes CIMD rows that never got a grant once their document
+    # was not fetched for this many days (0 = never). At least 2: a process
+    # caches a document up to a day and must not outlive its row.
+    cimd_client_ttl_days: int = 7
 
     sql_count: bool = False
     extra: dict = field(default_factory=dict)
@@ -221,6 +233,9 @@ class Settings:
             sql_count=get("AUTHZ_SQL_COUNT") == "1",
             cimd_enabled=(get("AUTHZ_CIMD") or "1") not in ("0", "false", "no"),
             cimd_allow_loopback=get("AUTHZ_CIMD_ALLOW_LOOPBACK") in ("1", "true", "yes"),
+            cimd_fetch_timeout=_int(env, "AUTHZ_CIMD_FETCH_TIMEOUT", defaults.cimd_fetch_timeout),
+            cimd_fetch_rate=_int(env, "AUTHZ_CIMD_FETCH_RATE", defaults.cimd_fetch_rate, "fetches per minute"),
+            cimd_client_ttl_days=_int(env, "AUTHZ_CIMD_CLIENT_TTL_DAYS", defaults.cimd_client_ttl_days, "days"),
         )
         settings.validate()
         return settings
@@ -298,6 +313,11 @@ class Settings:
         if self.is_production and self.cimd_allow_loopback:
             problems.append("AUTHZ_CIMD_ALLOW_LOOPBACK is for development only: it lets a client_id URL "
                             "point at this machine (SSRF)")
+        if not 1 <= self.cimd_fetch_timeout <= 30:
+            problems.append("AUTHZ_CIMD_FETCH_TIMEOUT must be between 1 and 30 seconds")
+        if self.cimd_client_ttl_days == 1 or self.cimd_client_ttl_days < 0:
+            problems.append("AUTHZ_CIMD_CLIENT_TTL_DAYS must be 0 (never) or at least 2: a server caches a "
+                            "client metadata document up to a day")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if self.trusted_proxies > 5:

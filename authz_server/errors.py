@@ -45,6 +45,23 @@ def register(app):
     def _page(e: PageError):
         return (*error_page(e.title, e.message, e.status, e.hint), e.headers)
 
+    from .oauth.limits import Throttled
+
+    @app.errorhandler(Throttled)
+    def _throttled(e: Throttled):
+        # RFC 6585 §4: 429 with Retry-After; the JSON error as the other limits
+        # answer it (oauth.limits), or a page for the person at the browser.
+        if wants_json():
+            resp = jsonify(error="temporarily_unavailable", error_description=e.description)
+        else:
+            resp = app.make_response(error_page(
+                "Too many requests", "There have been too many requests from your network.",
+                hint=f"Wait {e.retry_after} seconds, then try again."))
+        resp.status_code = 429
+        resp.headers["Retry-After"] = str(e.retry_after)
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
     from .identity.gateway import IdentityError
 
     @app.errorhandler(IdentityError)

@@ -146,13 +146,29 @@ class RedisStore:
             # EVALSHA; the script is loaded with EVAL only the first time a Redis sees it.
             return int(self._script(keys=[self.prefix + key], args=[per_minute, 1 if spend else 0]))
         except self.errors as e:
-            with self._lock:
-                first = self.clock() >= self._down_until
-                self._down_until = self.clock() + self.pause
-            if first:
-                log.warning("rate limits: Redis unreachable (%s: %s); allowing requests without limits, "
-                            "next try in %.0f s", e.__class__.__name__, e, self.pause)
+            self._unreachable(e, "rate limits: allowing requests without limits")
             return 0
+
+    def set_once(self, key: str, seconds: int) -> bool | None:
+        """SET NX with an expiry of ``seconds``: True when ``key`` was not set
+        (it is now), False when it was. None when Redis does not answer: the
+        caller decides what that means (oauth.assertion_replay falls back to
+        the database)."""
+        if self.clock() < self._down_until:
+            return None
+        try:
+            return bool(self.client.set(self.prefix + key, b"1", nx=True, ex=max(1, int(seconds))))
+        except self.errors as e:
+            self._unreachable(e, "client assertion replays: checked in the database")
+            return None
+
+    def _unreachable(self, e, meanwhile: str) -> None:
+        with self._lock:
+            first = self.clock() >= self._down_until
+            self._down_until = self.clock() + self.pause
+        if first:
+            log.warning("Redis unreachable (%s: %s); %s, next try in %.0f s",
+                        e.__class__.__name__, e, meanwhile, self.pause)
 
     def delete(self, pattern: str) -> None:
         for key in self.client.scan_iter(match=self.prefix + pattern, count=500):

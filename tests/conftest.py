@@ -122,7 +122,7 @@ def _shared_server(database_url, stytch_emulator):
     # servers of their own (tests/web/test_rate_limits.py). Registration keeps its
     # limit (tests reset it).
     live, srv = start_server(database_url, token_rate=0, client_auth_failure_rate=0, introspection_rate=0,
-                             login_rate=0)
+                             login_rate=0, cimd_fetch_rate=0)
     yield live
     srv.shutdown()
     live.db.dispose()

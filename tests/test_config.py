@@ -250,3 +250,23 @@ def test_a17_device_flow_settings_from_the_environment():
 def test_member_session_minutes_within_stytchs_range(value):
     """Stytch accepts session_duration_minutes from 5 to 527040 (stytch-api.md §3.5)."""
     refused(lambda: Settings.from_env({"AUTHZ_MEMBER_SESSION_MINUTES": value}), "AUTHZ_MEMBER_SESSION_MINUTES")
+
+
+def test_cimd_fetch_and_gc_settings_defaults_and_parsing():
+    """Issue 9 item 3: a 3 s deadline per document fetch, 30 first fetches a
+    minute per source, CIMD rows without grants collected after 7 days."""
+    s = Settings.from_env({})
+    assert (s.cimd_fetch_timeout, s.cimd_fetch_rate, s.cimd_client_ttl_days) == (3, 30, 7)
+    s = Settings.from_env({"AUTHZ_CIMD_FETCH_TIMEOUT": "5", "AUTHZ_CIMD_FETCH_RATE": "0",
+                           "AUTHZ_CIMD_CLIENT_TTL_DAYS": "0"})
+    assert (s.cimd_fetch_timeout, s.cimd_fetch_rate, s.cimd_client_ttl_days) == (5, 0, 0)
+
+
+@pytest.mark.parametrize("name,value,words", [
+    ("AUTHZ_CIMD_FETCH_TIMEOUT", "0", ("AUTHZ_CIMD_FETCH_TIMEOUT", "between 1 and 30")),
+    ("AUTHZ_CIMD_FETCH_TIMEOUT", "60", ("AUTHZ_CIMD_FETCH_TIMEOUT",)),
+    ("AUTHZ_CIMD_FETCH_RATE", "-1", ("AUTHZ_CIMD_FETCH_RATE", "must not be negative")),
+    ("AUTHZ_CIMD_CLIENT_TTL_DAYS", "1", ("AUTHZ_CIMD_CLIENT_TTL_DAYS", "at least 2")),
+])
+def test_cimd_fetch_and_gc_settings_are_checked(name, value, words):
+    refused(lambda: Settings.from_env({name: value}), *words)

@@ -1,4 +1,5 @@
 """SQLAlchemy models, one module per aggregate."""
+from .assertions import UsedClientAssertion
 from .audit import AuditEvent
 from .clients import Client, ClientType
 from .consents import Consent
@@ -20,4 +21,5 @@ __all__ = [
     "Resource",
     "RevokedAccessToken",
     "SigningKey",
+    "UsedClientAssertion",
 ]

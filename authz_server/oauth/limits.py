@@ -17,6 +17,10 @@ Policies (each a setting; N per minute, a burst of one minute's worth; 0 = off):
 - introspection (``AUTHZ_INTROSPECTION_RATE``, 6000) per authenticated caller.
 - login pages (``AUTHZ_LOGIN_RATE``, 300) per source, in ``web.login``.
 - registration (``AUTHZ_REGISTRATION_RATE``, 20) per source, in ``web.registration``.
+- first fetches of client ID metadata documents (``AUTHZ_CIMD_FETCH_RATE``, 30)
+  per source, in ``registration.cimd``: a document not cached in this process
+  costs a connection to a host the caller chose (and one that fails is never
+  cached), wherever a client is looked up (authorize, token, login pages).
 - wrong user codes on the device verification page and its decision form, one
   bucket for both (``AUTHZ_DEVICE_CODE_ATTEMPTS``, 10) per member, in
   ``web.device`` (RFC 8628 §5.1). Per member, not per source:
@@ -41,6 +45,17 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from ..ratelimit import RedisStore, limiter
 
 
+class Throttled(Exception):
+    """429 from a limit that can trip wherever a client is looked up (the CIMD
+    first-fetch limit): not an OAuth2Error, so no endpoint turns it into its
+    own error; ``errors.register`` answers the JSON error or the page."""
+
+    def __init__(self, retry_after: int, description: str):
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.description = description
+
+
 class RateLimited(OAuth2Error):
     """429 from an Authlib endpoint (token, introspection, revocation)."""
 
@@ -63,6 +78,9 @@ class Limits:
     introspection: object
     login: object
     device_code: object
+    cimd_fetch: object
+    # The RedisStore when REDIS_URL is set (also the jti replay memory's), else None.
+    store: object = None
 
     @classmethod
     def from_settings(cls, settings) -> "Limits":
@@ -74,6 +92,8 @@ class Limits:
             introspection=limiter("introspection", settings.introspection_rate, store),
             login=limiter("login", settings.login_rate, store),
             device_code=limiter("device-code", settings.device_code_attempts, store),
+            cimd_fetch=limiter("cimd-fetch", settings.cimd_fetch_rate, store),
+            store=store,
         )
 
 
@@ -98,6 +118,10 @@ def introspection_key(client) -> str:
 
 
 def login_key(source: str) -> str:
+    return source
+
+
+def cimd_fetch_key(source: str) -> str:
     return source
 
 

@@ -21,6 +21,7 @@ from .grants.client_credentials import ClientCredentialsGrant
 from .grants.device_code import DeviceCodeGrant
 from .grants.refresh_token import RefreshTokenGrant
 from . import limits as limit_rules
+from .assertion_replay import ReplayMemory
 from .keys import KeyStore
 from .registration.cimd import CimdPrivateKeyJWT, CimdResolver
 from .pkce import RequiredS256CodeChallenge
@@ -51,7 +52,12 @@ class AuthzServer(AuthorizationServer):
         super().__init__()
         self.settings = settings
         self.db = db
-        resolver = CimdResolver(db, allow_loopback=settings.cimd_allow_loopback) if settings.cimd_enabled else None
+        # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
+        self.limits = limit_rules.Limits.from_settings(settings)
+        resolver = CimdResolver(
+            db, allow_loopback=settings.cimd_allow_loopback, timeout=settings.cimd_fetch_timeout,
+            first_fetches=self.limits.cimd_fetch, source=lambda: source_key(settings.secret_key),
+        ) if settings.cimd_enabled else None
         self.clients = ClientCache(db, settings.client_cache_ttl, cimd=resolver)
         retired = max(settings.access_token_ttl, settings.id_token_ttl) + 24 * 3600
         self.keys = KeyStore(db, settings.key_encryption_key, retired_publish_seconds=retired)
@@ -59,8 +65,6 @@ class AuthzServer(AuthorizationServer):
         # window (storage.grants), as for the private signing keys.
         self.kek = Fernet(settings.key_encryption_key.encode())
         self.minter = TokenMinter(settings, self.keys)
-        # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
-        self.limits = limit_rules.Limits.from_settings(settings)
         # RFC 7591 registrations that create a client, per source (web.registration).
         self.registration_limiter = self.limits.registration
         # Set by create_app when Stytch is configured (identity.membership).
@@ -76,8 +80,9 @@ class AuthzServer(AuthorizationServer):
         self.register_extension(_Issuer(settings.issuer))
         # A.2 item 11: private_key_jwt (RFC 7523) for CIMD clients with keys
         # (inline jwks, or jwks_uri fetched and cached by the resolver).
-        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD,
-                                         CimdPrivateKeyJWT(settings.issuer, resolver=resolver))
+        # Used jti values are remembered in Redis or the database (oauth.assertion_replay).
+        self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD, CimdPrivateKeyJWT(
+            settings.issuer, resolver=resolver, replay=ReplayMemory(db, self.limits.store)))
 
     def create_oauth2_request(self, request):
         if isinstance(request, OAuth2Request):

@@ -241,6 +241,7 @@ class Garbage:
 
     never_used: list[str] = field(default_factory=list)
     idle: list[str] = field(default_factory=list)
+    cimd: list[str] = field(default_factory=list)
 
 
 def _never_used(cutoff):
@@ -265,18 +266,33 @@ def _idle(cutoff, now):
         AuthorizationCode.client_id == Client.client_id, AuthorizationCode.used_at.is_(None),
         AuthorizationCode.expires_at > now)
     # Only DCR clients. Admin clients were created on purpose by an operator
-    # and are removed only by one (`clients delete`). A CIMD client is one row
-    # per document URL, a cache of metadata its owner keeps publishing
-    # (draft-ietf-oauth-client-id-metadata-document): it cannot pile up the way
-    # re-registrations do (C-14), deleting it would only make the next request
-    # fetch the document and create it again, and its last_used_at is never
-    # written (mark_used), so idleness cannot be told.
+    # and are removed only by one (`clients delete`). CIMD rows have a rule of
+    # their own (_unused_cimd): their last_used_at is never written (mark_used).
     return and_(
         Client.registered_via == "dcr",
         Client.last_used_at < cutoff,
         Client.updated_at < cutoff,
         ~live_grant.exists(),
         ~live_refresh_token.exists(),
+        ~pending_code.exists(),
+    )
+
+
+def _unused_cimd(cutoff, now):
+    """A client ID metadata document's row that never got a grant, has no
+    authorization code waiting to be redeemed, and whose document was last
+    fetched (updated_at, see registration.cimd) before ``cutoff``. Anyone can
+    make the server create such rows, one per URL they publish; deleting one
+    costs nothing but a fetch, should the client come back. Rows with grants
+    stay: they are clients members approved, kept with their history."""
+    any_grant = select(Grant.id).where(Grant.client_id == Client.client_id)
+    pending_code = select(AuthorizationCode.code_hash).where(
+        AuthorizationCode.client_id == Client.client_id, AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now)
+    return and_(
+        Client.registered_via == "cimd",
+        Client.updated_at < cutoff,
+        ~any_grant.exists(),
         ~pending_code.exists(),
     )
 
@@ -303,21 +319,28 @@ def _collect(session, condition, rule: str, dry_run: bool) -> list[str]:
     return ids
 
 
-def collect_garbage(session, *, ttl_days: int, idle_days: int = 0, dry_run: bool = False, now=None) -> Garbage:
-    """Delete dynamically registered clients that are garbage (spec-checklist
-    item 77, C-14), by two rules, in the caller's transaction:
+def collect_garbage(session, *, ttl_days: int, idle_days: int = 0, cimd_ttl_days: int = 0, dry_run: bool = False,
+                    now=None) -> Garbage:
+    """Delete clients that are garbage (spec-checklist item 77, C-14), by
+    three rules, in the caller's transaction:
 
-    - never used: no token ever, registered (or last re-registered, or
-      updated) more than ``ttl_days`` ago (AUTHZ_DCR_CLIENT_TTL_DAYS, 7);
-    - idle: every grant expired or revoked, no live refresh token, and no token
-      issued nor registration touched for ``idle_days`` (AUTHZ_DCR_CLIENT_IDLE_DAYS, 90).
+    - never used: a dynamically registered client with no token ever,
+      registered (or last re-registered, or updated) more than ``ttl_days``
+      ago (AUTHZ_DCR_CLIENT_TTL_DAYS, 7);
+    - idle: a dynamically registered client with every grant expired or
+      revoked, no live refresh token, and no token issued nor registration
+      touched for ``idle_days`` (AUTHZ_DCR_CLIENT_IDLE_DAYS, 90);
+    - cimd: a client ID metadata document's row without grants, its document
+      not fetched for ``cimd_ttl_days`` (AUTHZ_CIMD_CLIENT_TTL_DAYS, 7).
 
-    0 days switches a rule off. Admin and CIMD clients are never touched (see
-    _idle). Each deletion is audited (client_deleted, actor gc)."""
+    0 days switches a rule off. Admin clients are never touched (see _idle).
+    Each deletion is audited (client_deleted, actor gc, the rule)."""
     now = now or utcnow()
-    never_used = idle = []
+    never_used = idle = cimd = []
     if ttl_days > 0:
         never_used = _collect(session, _never_used(now - dt.timedelta(days=ttl_days)), "never_used", dry_run)
     if idle_days > 0:
         idle = _collect(session, _idle(now - dt.timedelta(days=idle_days), now), "idle", dry_run)
-    return Garbage(never_used, idle)
+    if cimd_ttl_days > 0:
+        cimd = _collect(session, _unused_cimd(now - dt.timedelta(days=cimd_ttl_days), now), "cimd_unused", dry_run)
+    return Garbage(never_used, idle, cimd)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,9 +22,11 @@ REDIRECT = "http://127.0.0.1:53682/callback"
 
 
 class DocServer:
-    """path -> (status, headers, body); counts GETs per path."""
+    """path -> (status, headers, body), or a function that writes the whole raw
+    response itself; counts GETs per path. On 127.0.0.1 over http, unless told
+    another address and a TLS server context."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1", tls_context=None):
         self.routes: dict[str, tuple[int, dict, bytes]] = {}
         self.hits: dict[str, int] = {}
         docs = self
@@ -31,7 +34,15 @@ class DocServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 docs.hits[self.path] = docs.hits.get(self.path, 0) + 1
-                status, headers, body = docs.routes.get(self.path, (404, {}, b"not found"))
+                route = docs.routes.get(self.path, (404, {}, b"not found"))
+                if callable(route):
+                    try:
+                        route(self.wfile)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
+                status, headers, body = route
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -52,11 +63,15 @@ class DocServer:
             def log_message(self, *a):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.httpd = type("DocHTTPServer", (ThreadingHTTPServer,), {"address_family": family})((host, 0), Handler)
         self.httpd.daemon_threads = True
+        if tls_context is not None:
+            self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits for the loop to notice.
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     def url(self, path):
         return self.base + path
@@ -670,3 +685,305 @@ def test_b4_5_failed_jwks_fetch_is_not_cached(cimd_live, docs):
         resp = _refresh_with(cimd_live, url, key, refresh)
         assert resp.status_code == 200, resp.text
         assert docs.hits["/flaky/jwks.json"] == 4
+
+
+# --- One deadline per fetch; first fetches limited; garbage collection (issue 9 item 3) ---
+
+def _drip(data: bytes, every: float = 0.5):
+    """A raw response writer sending ``data`` one byte per ``every`` seconds:
+    each receive gets a byte long before any socket timeout."""
+    import time
+
+    def write(wfile):
+        for i in range(len(data)):
+            wfile.write(data[i:i + 1])
+            wfile.flush()
+            time.sleep(every)
+
+    return write
+
+
+DRIPPED_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"s" * 200 + b"\r\n\r\n{}"
+
+
+def test_cimd_slow_document_server_is_cut_at_one_deadline(cimd_live, docs, caplog):
+    """Issue 9 item 3: a document server that drips its header bytes one per
+    0.5 s (every receive succeeds, so a per-operation timeout never fires)
+    holds /oauth/authorize no longer than the one 3 s deadline of the fetch:
+    an error page within ~3.5 s, nothing stored, the log says why."""
+    import time
+
+    caplog.set_level(logging.INFO, logger="authz_server.oauth.registration.cimd")
+    docs.routes["/drip.json"] = _drip(DRIPPED_HEADERS)
+    url = docs.url("/drip.json")
+    started = time.monotonic()
+    _assert_refused_at_authorize(cimd_live, url)
+    elapsed = time.monotonic() - started
+    assert 2.5 < elapsed < 3.5, elapsed
+    assert docs.hits["/drip.json"] == 1
+    assert any("took too long" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_cimd_slow_jwks_uri_is_cut_at_the_same_deadline(cimd_live, docs, caplog):
+    """Issue 9 item 3: the jwks_uri fetch shares the deadline with the document:
+    a key set dripped byte by byte refuses the client within ~3.5 s in all."""
+    import time
+
+    caplog.set_level(logging.INFO, logger="authz_server.oauth.registration.cimd")
+    docs.routes["/drip/jwks.json"] = _drip(DRIPPED_HEADERS)
+    url = _jwks_uri_client(docs, "/drip-keys.json", "/drip/jwks.json")
+    started = time.monotonic()
+    _assert_refused_at_authorize(cimd_live, url)
+    assert time.monotonic() - started < 3.5
+    assert docs.hits["/drip/jwks.json"] == 1
+    assert any("jwks_uri took too long" in r.getMessage() for r in caplog.records)
+
+
+def test_cimd_dns_lookup_is_inside_the_deadline(monkeypatch):
+    """Issue 9 item 3: the host name lookup counts against the deadline too (a
+    lookup that hangs is given up, getaddrinfo has no timeout of its own)."""
+    import socket
+    import time
+
+    from authz_server.oauth.registration import cimd
+
+    real = socket.getaddrinfo
+
+    def slow(host, *a, **k):
+        if host == "slow-dns.example":
+            time.sleep(3)
+        return real(host, *a, **k)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    started = time.monotonic()
+    with pytest.raises(cimd.CimdError, match="did not resolve in time"):
+        cimd.fetch("https://slow-dns.example/client.json", allow_loopback=False, timeout=1)
+    assert time.monotonic() - started < 1.5
+
+
+def _tls_files(tmp_path, name):
+    """A self-signed certificate for ``name`` and its key, as PEM files."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_cimd_fetch_pins_the_checked_address_and_verifies_tls_for_the_host_name(tmp_path, monkeypatch):
+    """The fetcher connects to the address it checked, while TLS sends the URL's
+    host name (SNI) and verifies the certificate against it: a document served
+    with a certificate for the name is fetched, one for another name is not."""
+    import ssl
+
+    from authz_server.oauth.registration import cimd
+
+    ip = cimd.resolve("localhost", 443, allow_loopback=True)
+    seen_sni = []
+
+    def serve(cert_name):
+        cert_file, key_file = _tls_files(tmp_path, cert_name)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+        return DocServer(ip, context), cert_file
+
+    good, cert_file = serve("localhost")
+    other, other_cert = serve("other.example")
+    try:
+        port = good.httpd.server_address[1]
+        url = f"https://localhost:{port}/client.json"
+        good.serve_json("/client.json", {"client_id": url})
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        body, _ = cimd.fetch(url, allow_loopback=True)
+        assert json.loads(body) == {"client_id": url}
+        assert seen_sni == ["localhost"]
+        # Trusted, but issued for another name: refused before any request.
+        monkeypatch.setenv("SSL_CERT_FILE", str(other_cert))
+        with pytest.raises(cimd.CimdError, match="could not be fetched"):
+            cimd.fetch(f"https://localhost:{other.httpd.server_address[1]}/client.json", allow_loopback=True)
+        assert other.hits == {}
+    finally:
+        for docs in (good, other):
+            docs.httpd.shutdown()
+            docs.httpd.server_close()
+
+
+def _assert_429_page(resp):
+    assert resp.status_code == 429, (resp.status_code, resp.text[:300])
+    assert resp.headers["Content-Type"].startswith("text/html") and "Location" not in resp.headers
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert "Too many requests" in resp.text and f"Wait {resp.headers['Retry-After']} seconds" in resp.text
+    return int(resp.headers["Retry-After"])
+
+
+def test_cimd_first_fetches_are_rate_limited_per_source(make_server_with, docs):
+    """Issue 9 item 3: fetching a document not cached yet costs the caller's
+    source one of AUTHZ_CIMD_FETCH_RATE a minute (a failed document is never
+    cached, so each try costs one). Past it: a 429 page at /oauth/authorize
+    and 429 JSON at the token endpoint, with Retry-After, and no fetch. A
+    cached document costs nothing, another source has its own budget, and the
+    budget refills (frozen clock)."""
+    import datetime as dt
+
+    import time_machine
+
+    live = make_server_with(cimd_allow_loopback=True, cimd_fetch_rate=2, trusted_proxies=1)
+    for name in ("a", "b", "c"):
+        docs.serve_json(f"/{name}.json", docs.document(f"/{name}.json"))
+    _, challenge = pkce_pair()
+
+    def authorize(name, source="203.0.113.1"):
+        return requests.get(live.url + "/oauth/authorize", params=_params(docs.url(f"/{name}.json"), challenge),
+                            headers={"X-Forwarded-For": source}, allow_redirects=False, timeout=10)
+
+    with time_machine.travel(dt.datetime.now(dt.timezone.utc), tick=False) as clock:
+        docs.routes["/broken.json"] = (500, {}, b"oops")
+        assert authorize("broken").status_code == 400
+        assert authorize("a").headers["Location"].startswith("/login")  # fetched and cached
+        assert _assert_429_page(authorize("b")) == 30
+        assert "/b.json" not in docs.hits
+        # Cached: no fetch, no cost.
+        assert authorize("a").headers["Location"].startswith("/login")
+        assert docs.hits["/a.json"] == 1
+        # The token endpoint looks clients up too: the same budget, as JSON.
+        resp = requests.post(live.url + "/oauth/token", headers={"X-Forwarded-For": "203.0.113.1"}, timeout=10,
+                             data={"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT,
+                                   "code_verifier": "v" * 43, "client_id": docs.url("/c.json")})
+        assert resp.status_code == 429 and resp.json()["error"] == "temporarily_unavailable", resp.text
+        assert resp.headers["Retry-After"] == "30" and resp.headers["Cache-Control"] == "no-store"
+        assert "/c.json" not in docs.hits
+        # Another source is not held back by the first one's budget.
+        assert authorize("b", source="198.51.100.7").headers["Location"].startswith("/login")
+        clock.shift(31)
+        assert authorize("c").headers["Location"].startswith("/login")
+    assert docs.hits == {"/broken.json": 1, "/a.json": 1, "/b.json": 1, "/c.json": 1}
+
+
+def _gc_cli(live, *args):
+    from click.testing import CliRunner
+
+    from authz_server.cli import main as cli
+
+    env = {"DATABASE_URL": live.settings.database_url, "AUTHZ_ENV": "development", "AUTHZ_ISSUER": None,
+           "AUTHZ_SECRET_KEY": None, "AUTHZ_KEY_ENCRYPTION_KEY": None, "AUTHZ_CIMD_CLIENT_TTL_DAYS": None}
+    res = CliRunner().invoke(cli, ["clients", "gc", *args], env=env)
+    assert res.exit_code == 0, (res.output, res.exception)
+    return res.output
+
+
+def test_cimd_clients_without_grants_are_garbage_collected(cimd_live, docs):
+    """Issue 9 item 3: anyone can make the server store a CIMD row (one per URL
+    they publish). `clients gc` deletes the rows that never got a grant once
+    their document was not fetched for AUTHZ_CIMD_CLIENT_TTL_DAYS (7; frozen
+    clock), in one statement, audited; rows with a grant, with a code waiting
+    to be redeemed, or fetched lately stay. A deleted client that comes back
+    is fetched and stored again."""
+    import datetime as dt
+
+    import time_machine
+    from sqlalchemy import select, update
+
+    from authz_server.models import AuditEvent
+
+    start = dt.datetime.now(dt.timezone.utc)
+    for name in ("drive-by", "approved", "pending", "recent"):
+        docs.serve_json(f"/{name}.json", docs.document(f"/{name}.json"))
+    _, challenge = pkce_pair()
+    drive_by = docs.url("/drive-by.json")
+    page = requests.get(cimd_live.url + "/oauth/authorize", params=_params(drive_by, challenge),
+                        allow_redirects=False, timeout=10)
+    assert page.status_code == 302 and _rows(cimd_live, drive_by) is not None  # stored, never approved
+    approved = docs.url("/approved.json")
+    assert _tokens(cimd_live, approved).status_code == 200
+    pending = docs.url("/pending.json")
+    _code(cimd_live, pending)  # approved just now, the code not redeemed yet
+    with cimd_live.app.app_context():
+        s = cimd_live.db.session
+        s.execute(update(Client).where(Client.client_id.in_([drive_by, approved, pending]))
+                  .values(updated_at=start - dt.timedelta(days=8)))
+        s.commit()
+        s.remove()
+    with time_machine.travel(start + dt.timedelta(days=1), tick=True):
+        docs.serve_json("/recent.json", docs.document("/recent.json"))
+        recent = docs.url("/recent.json")
+        requests.get(cimd_live.url + "/oauth/authorize", params=_params(recent, challenge),
+                     allow_redirects=False, timeout=10)
+    assert _rows(cimd_live, recent) is not None
+
+    out = _gc_cli(cimd_live, "--dry-run")
+    assert f"would delete {drive_by}" in out and "1 client metadata document client(s)" in out, out
+    assert _rows(cimd_live, drive_by) is not None
+    out = _gc_cli(cimd_live)
+    assert f"deleted {drive_by}" in out and "1 client metadata document client(s) without grants" in out, out
+    assert _rows(cimd_live, drive_by) is None
+    assert all(_rows(cimd_live, cid) is not None for cid in (approved, pending, recent))
+    with cimd_live.app.app_context():
+        events = cimd_live.db.session.scalars(select(AuditEvent).where(AuditEvent.event == "client_deleted")).all()
+        cimd_live.db.session.remove()
+    assert [(e.client_id, e.actor, e.details["rule"]) for e in events] == [(drive_by, "gc", "cimd_unused")]
+
+    # The code expires (60 s) and the recent row ages: both go 8 days on.
+    with time_machine.travel(start + dt.timedelta(days=9), tick=True):
+        out = _gc_cli(cimd_live)
+        assert "2 client metadata document client(s)" in out, out
+        assert _rows(cimd_live, approved) is not None
+        # The drive-by client comes back: its document is fetched (the cached
+        # copy expired long ago) and its row stored again.
+        assert requests.get(cimd_live.url + "/oauth/authorize", params=_params(drive_by, challenge),
+                            allow_redirects=False, timeout=10).status_code == 302
+        assert _rows(cimd_live, drive_by) is not None
+
+
+# --- Address guard: IPv6 forms that carry an IPv4 address (issue 9 item 13) ---
+
+EMBEDDING = [
+    "2002:a00:1::1",                         # 6to4 (RFC 3056) of 10.0.0.1
+    "2002:a9fe:a9fe::1",                     # 6to4 of 169.254.169.254
+    "2002:7f00:1::1",                        # 6to4 of 127.0.0.1
+    "fec0::1",                               # site-local (RFC 3879)
+    "fec0:0:0:ffff::1",
+    "64:ff9b::a00:1",                        # NAT64 (RFC 6052) of 10.0.0.1
+    "64:ff9b::a9fe:a9fe",                    # NAT64 of 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo (RFC 4380), client 10.0.0.1 (obfuscated)
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING)
+def test_cimd_address_guard_refuses_6to4_site_local_teredo_and_nat64_with_private_ipv4(cimd_live, caplog, address):
+    """Issue 9 item 13: site-local addresses, and 6to4, Teredo and NAT64
+    addresses whose embedded IPv4 address is private (or loopback, even with
+    the development switch), are refused by the address guard, before any
+    connection, for the document and for its jwks_uri alike."""
+    from authz_server.oauth.registration import cimd
+
+    with pytest.raises(cimd.CimdError, match="refused address"):
+        cimd.resolve(address, 443, allow_loopback=True)
+    caplog.set_level(logging.INFO, logger="authz_server.oauth.registration.cimd")
+    _assert_refused_at_authorize(cimd_live, f"https://[{address}]/client.json")
+    assert any("refused address" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    with pytest.raises(cimd.CimdError, match="jwks_uri host resolves to a refused address"):
+        cimd.fetch(f"https://[{address}]/jwks.json", allow_loopback=True, what="jwks_uri")
+
+
+def test_cimd_address_guard_lets_6to4_of_a_public_address_through():
+    """The embedded IPv4 address decides: 6to4 of a public address is public."""
+    from authz_server.oauth.registration import cimd
+
+    assert cimd.resolve("2002:808:808::1", 443, allow_loopback=False) == "2002:808:808::1"

@@ -3,7 +3,8 @@
 
 A ``client_id`` that is an https URL with a path names a JSON document the
 client publishes about itself. We fetch it (no redirects, SSRF-guarded, capped,
-short timeout), validate it, cache it as its HTTP cache headers allow (clamped;
+one short deadline for the whole fetch; first fetches rate limited per source),
+validate it, cache it as its HTTP cache headers allow (clamped;
 errors never cached) and keep a row keyed by the URL in ``clients`` so codes,
 grants and refresh tokens can point at it (foreign keys).
 
@@ -15,6 +16,7 @@ rotation, RFC 7523 §2.2 / RFC 7517 §4.5).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import http.client
 import ipaddress
@@ -28,21 +30,28 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import g, has_app_context
+import urllib3.connection
+import urllib3.exceptions
+from urllib3.util.ssl_match_hostname import CertificateError
+from flask import g, has_app_context, has_request_context
 from joserfc.jwk import KeySet
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from ...db import utcnow
 from ...models import Client, ClientType
+from .. import limits as limit_rules
 from .. import redirect_uris
 
 log = logging.getLogger(__name__)
 
 # The CIMD draft recommends a cap of about 5 KB; a few seconds of timeout (B.4 item 3).
 MAX_BODY = 5 * 1024
+# The default deadline of one fetch, from the DNS lookup to the last body byte
+# (AUTHZ_CIMD_FETCH_TIMEOUT).
 TIMEOUT = 3.0
 # Cache lifetime bounds for a valid document (B.4 item 5).
 MIN_CACHE = 60
@@ -64,6 +73,12 @@ SECRET_METHODS = {"client_secret_basic", "client_secret_post", "client_secret_jw
 SUPPORTED_GRANTS = {"authorization_code", "refresh_token"}
 # RFC 6598 shared address space: not covered by ipaddress.is_private on every Python.
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# RFC 6052 §2.1: the NAT64 well-known prefix; the last 32 bits are an IPv4 address.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Host name lookups run here, so that one that hangs can be given up at the
+# deadline (getaddrinfo has no timeout); bounded, so hanging lookups cannot
+# pile up threads: past the bound, lookups wait in the queue and time out.
+_DNS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cimd-dns")
 
 
 class CimdError(ValueError):
@@ -110,19 +125,55 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "client_id URL") ->
 
 def _refused(ip, allow_loopback: bool) -> bool:
     # RFC 6890 special-use ranges and RFC 1918 private ones (SSRF guard, B.4 item 3).
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        else:
+            # Addresses that carry an IPv4 address for a relay or translator to
+            # forward to: 6to4 (RFC 3056 §2), Teredo (RFC 4380 §4: the server
+            # and the obfuscated client address) and NAT64 (RFC 6052 §2.1).
+            # The embedded address must pass the IPv4 rules too, loopback
+            # included (the development switch is for direct loopback only).
+            embedded = [ip.sixtofour] if ip.sixtofour else []
+            embedded += list(ip.teredo or ())
+            if ip in NAT64:
+                embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+            if any(_refused(v4, allow_loopback=False) for v4 in embedded):
+                return True
+            # Site-local (fec0::/10) was deprecated by RFC 3879 but is still
+            # routed inside some networks; ipaddress counts it as global.
+            if ip.is_site_local:
+                return True
     if ip.is_loopback:
         return not allow_loopback
     return (ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
             or (ip.version == 4 and ip in CGNAT) or not ip.is_global)
 
 
-def resolve(host: str, port: int, *, allow_loopback: bool, what: str = "client_id URL") -> str:
-    """The address to connect to; every address the name resolves to must be
-    public (an attacker's DNS could mix a private one in)."""
+def _getaddrinfo(host: str, port: int, timeout: float, what: str):
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)  # a literal: no lookup
+    if timeout <= 0:
+        raise CimdError(f"{what} took too long")
+    future = _DNS.submit(socket.getaddrinfo, host, port, proto=socket.IPPROTO_TCP)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()  # if it has not started; a running lookup ends on its own
+        raise CimdError(f"{what} host did not resolve in time") from None
+
+
+def resolve(host: str, port: int, *, allow_loopback: bool, what: str = "client_id URL",
+            timeout: float = TIMEOUT) -> str:
+    """The address to connect to; every address the name resolves to must be
+    public (an attacker's DNS could mix a private one in). The lookup is given
+    up after ``timeout`` seconds."""
+    try:
+        infos = _getaddrinfo(host, port, timeout, what)
     except (socket.gaierror, UnicodeError, OSError):
         raise CimdError(f"{what} host does not resolve") from None
     addrs = []
@@ -137,47 +188,75 @@ def resolve(host: str, port: int, *, allow_loopback: bool, what: str = "client_i
 
 
 def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body: int = MAX_BODY,
-          what: str = "client_id URL") -> tuple[bytes, int]:
+          what: str = "client_id URL", deadline: float | None = None) -> tuple[bytes, int]:
     """GET the document (or a document's ``jwks_uri``): (body, cache seconds).
     No redirects, the checked address pinned for the connection (no DNS
-    rebinding), at most ``max_body`` bytes, ``timeout`` for the whole body."""
+    rebinding), at most ``max_body`` bytes.
+
+    One deadline covers the whole fetch: DNS, connect, TLS, headers and body
+    (``deadline``, a ``time.monotonic()`` value, else ``timeout`` seconds from
+    now). Socket timeouts alone count per receive, so a server sending one byte
+    a second would hold the request as long as it likes; at the deadline the
+    connection is shut down instead, whatever it is waiting for."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout
     scheme, host, port = check_url(url, allow_loopback=allow_loopback, what=what)
-    ip = resolve(host, port, allow_loopback=allow_loopback, what=what)
+    ip = resolve(host, port, allow_loopback=allow_loopback, what=what, timeout=deadline - time.monotonic())
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise CimdError(f"{what} took too long")
+    # Connect to the address we checked, not to a second resolution; TLS sends
+    # the URL's host name (SNI) and verifies the certificate against it, and
+    # the Host header names it too.
     if scheme == "https":
-        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        conn = urllib3.connection.HTTPSConnection(
+            ip, port, timeout=remaining, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
+            ssl_context=ssl.create_default_context())
     else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    # Connect to the address we checked, not to a second resolution (TLS still
-    # verifies the certificate against ``host``).
-    conn._create_connection = lambda addr, *a, **k: socket.create_connection((ip, addr[1]), *a, **k)
-    deadline = time.monotonic() + timeout
+        conn = urllib3.connection.HTTPConnection(ip, port, timeout=remaining)
+    name = f"[{host}]" if ":" in host else host
+    authority = name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
+    expired = threading.Event()
+
+    def cut():
+        # Shutting the socket down wakes whatever read or handshake is blocked on it.
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(remaining, cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         path = url.split("://", 1)[1]
         path = path[path.index("/"):]
-        conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": "authz-server-cimd"})
+        conn.request("GET", path, headers={"Host": authority, "Accept": "application/json",
+                                           "User-Agent": "authz-server-cimd"},
+                     preload_content=False, decode_content=False)
         resp = conn.getresponse()
         # B.4 item 3: only 200 counts; a redirect is an error, never followed.
         if resp.status != 200:
             raise CimdError(f"{what} answered {resp.status}")
-        length = resp.getheader("Content-Length")
+        length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > max_body:
             raise CimdError(f"{what} serves a body that is too large")
-        body = b""
-        while len(body) <= max_body:
-            if time.monotonic() > deadline:
-                raise CimdError(f"{what} took too long")
-            # read1: at most one receive per call, so a server dripping bytes
-            # cannot hold the request past the deadline (read() waits for n bytes).
-            chunk = resp.read1(min(1024, max_body + 1 - len(body)))
-            if not chunk:
-                break
-            body += chunk
+        # At most one byte past the cap is read: a larger body is not read to its end.
+        body = resp.read(max_body + 1)
+        if expired.is_set():
+            raise CimdError(f"{what} took too long")  # a body cut short is no document
         if len(body) > max_body:
             raise CimdError(f"{what} serves a body that is too large")
-        return body, cache_seconds(resp.getheader("Cache-Control"))
-    except (OSError, http.client.HTTPException) as e:
+        return body, cache_seconds(resp.headers.get("Cache-Control"))
+    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError, CertificateError) as e:
+        if expired.is_set():
+            raise CimdError(f"{what} took too long") from None
         raise CimdError(f"{what} could not be fetched ({type(e).__name__})") from None
     finally:
+        watchdog.cancel()
         conn.close()
 
 
@@ -326,12 +405,21 @@ class _Keys:
 
 class CimdResolver:
     """Fetches, validates, caches and persists CIMD clients (``query_client``, B.4),
-    and the key sets of those that publish a ``jwks_uri``."""
+    and the key sets of those that publish a ``jwks_uri``.
 
-    def __init__(self, db, *, allow_loopback: bool = False, timeout: float = TIMEOUT):
+    ``timeout`` is the deadline of a resolution, its document and key set
+    together. ``first_fetches`` (a rate limiter) and ``source`` (the caller's
+    source key) limit fetches of documents not cached in this process: each
+    costs a connection to a host of the caller's choosing, and a document that
+    fails is never cached, so without the limit every request could cost one."""
+
+    def __init__(self, db, *, allow_loopback: bool = False, timeout: float = TIMEOUT, first_fetches=None,
+                 source=None):
         self.db = db
         self.allow_loopback = allow_loopback
         self.timeout = timeout
+        self.first_fetches = first_fetches
+        self.source = source
         self._items: dict[str, _Cached] = {}
         self._keys: dict[str, _Keys] = {}  # by client_id
         self._lock = threading.Lock()
@@ -359,13 +447,18 @@ class CimdResolver:
             return hit.client
         if url in failed:
             return None
+        deadline = now + self.timeout
         try:
-            body, seconds = fetch(url, allow_loopback=self.allow_loopback, timeout=self.timeout)
+            if hit is None:
+                check_url(url, allow_loopback=self.allow_loopback)  # a malformed URL costs nothing
+                self._spend_first_fetch()
+            body, seconds = fetch(url, allow_loopback=self.allow_loopback, deadline=deadline)
             doc = validate(url, body, allow_loopback=self.allow_loopback)
             # A client whose keys cannot be fetched is refused before anything
-            # is stored, like one whose document cannot be.
+            # is stored, like one whose document cannot be; both fetches share
+            # the one deadline.
             if doc.jwks_uri is not None:
-                self._key_set(url, doc.jwks_uri)
+                self._key_set(url, doc.jwks_uri, deadline=deadline)
         except CimdError as e:
             self._refuse(url, failed, e)
             return None
@@ -385,6 +478,16 @@ class CimdResolver:
                 self._keys.pop(url, None)
         return value
 
+    def _spend_first_fetch(self):
+        """Raise limits.Throttled when the caller's source has used up its
+        first fetches (AUTHZ_CIMD_FETCH_RATE)."""
+        if self.first_fetches is None or self.source is None or not has_request_context():
+            return
+        wait = self.first_fetches.spend(limit_rules.cimd_fetch_key(self.source()))
+        if wait:
+            raise limit_rules.Throttled(wait, "Too many client metadata documents fetched for your network; "
+                                              f"retry in {wait} s")
+
     def _refuse(self, url: str, failed: set, why: CimdError):
         # Never cache errors or invalid documents or key sets (B.4 item 5): a
         # fixed document works on the next request.
@@ -402,7 +505,8 @@ class CimdResolver:
             raise CimdError("the client's document names no jwks_uri")
         return self._key_set(client.client_id, hit.jwks_uri, kid=kid)
 
-    def _key_set(self, client_id: str, uri: str, *, kid: str | None = None) -> KeySet:
+    def _key_set(self, client_id: str, uri: str, *, kid: str | None = None,
+                 deadline: float | None = None) -> KeySet:
         """The cached key set of ``uri``, fetched when missing or expired, and
         refetched once when ``kid`` is not in it (the client rotated its keys,
         RFC 7517 §4.5) unless the last fetch is under JWKS_REFETCH_SECONDS old."""
@@ -420,7 +524,7 @@ class CimdResolver:
         try:
             # Same fetcher, same guards as the document (B.4 item 3).
             body, seconds = fetch(uri, allow_loopback=self.allow_loopback, timeout=self.timeout,
-                                  max_body=MAX_JWKS_BODY, what="jwks_uri")
+                                  deadline=deadline, max_body=MAX_JWKS_BODY, what="jwks_uri")
             keys = parse_jwks(body)
         except CimdError:
             # Errors are never cached (B.4 item 5), and a set its publisher no
@@ -451,8 +555,6 @@ class CimdResolver:
                     s.add(row)
                 row.client_type = (ClientType.THIRD_PARTY_PUBLIC if doc.token_endpoint_auth_method == "none"
                                    else ClientType.THIRD_PARTY).value
-                changed = (row.name, list(row.redirect_uris or []), list(row.grant_types or [])) != (
-                    doc.client_name, list(doc.redirect_uris), list(doc.grant_types))
                 row.name = doc.client_name
                 row.redirect_uris = list(doc.redirect_uris)
                 row.post_logout_redirect_uris = list(doc.post_logout_redirect_uris)
@@ -461,13 +563,19 @@ class CimdResolver:
                 row.logo_uri = doc.logo_uri
                 row.client_uri = doc.client_uri
                 row.application_type = None
-                if changed or row.updated_at is None:
-                    row.updated_at = utcnow()
+                # For a CIMD row, updated_at is when its document was last
+                # fetched: `clients gc` deletes rows without grants whose
+                # document nobody fetched for AUTHZ_CIMD_CLIENT_TTL_DAYS, which
+                # is longer than any cache lifetime (MAX_CACHE), so no process
+                # still holds the client of a row it deletes.
+                row.updated_at = utcnow()
                 try:
                     s.commit()
                     return row
-                except IntegrityError:
-                    s.rollback()  # a concurrent first fetch inserted it: update instead
+                except (IntegrityError, StaleDataError):
+                    # A concurrent first fetch inserted it (update instead), or
+                    # `clients gc` deleted it since we read it (insert again).
+                    s.rollback()
         return None
 
     def invalidate(self, url: str | None = None):
@@ -487,12 +595,12 @@ class CimdPrivateKeyJWT(JWTBearerClientAssertion):
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, issuer: str, resolver: CimdResolver | None = None):
+    def __init__(self, issuer: str, resolver: CimdResolver | None = None, *, replay):
         super().__init__(validate_jti=True, leeway=60)
         self.issuer = issuer
         self.resolver = resolver
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
+        # oauth.assertion_replay.ReplayMemory: shared by every node.
+        self.replay = replay
 
     def get_audiences(self):
         # RFC 7523 §3: the token endpoint URL, or the issuer identifier.
@@ -518,15 +626,12 @@ class CimdPrivateKeyJWT(JWTBearerClientAssertion):
         return for_assertion
 
     def validate_jti(self, claims, jti):
-        # RFC 7523 §3 item 7: a jti is used once (in-process memory until exp).
+        # RFC 7523 §3 item 7: a jti is used once, on every node, until the
+        # assertion expires (the leeway after exp included: it is accepted
+        # until then). Called after the signature and exp were checked.
         if not isinstance(jti, str) or not jti or len(jti) > 200:
             return False
-        now = time.time()
-        key = f"{claims.get('iss')}\x00{jti}"
-        with self._lock:
-            if len(self._seen) > 10000:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if self._seen.get(key, 0) > now:
-                return False
-            self._seen[key] = float(claims.get("exp") or now) + self.leeway
-        return True
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)):
+            return False
+        return self.replay.first_use(claims["sub"], jti, float(exp) + self.leeway)

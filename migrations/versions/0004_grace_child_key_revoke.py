@@ -1,6 +1,6 @@
 """the refresh child kept for the grace window; revoked signing keys
 
-Revision ID: 0007_grace_child_key_revoke
+Revision ID: 0004_grace_child_key_revoke
 Revises: 0003
 Create Date: 2026-12-01 10:00:00
 """
@@ -8,7 +8,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_grace_child_key_revoke'
+revision = '0004_grace_child_key_revoke'
 down_revision = '0003'
 branch_labels = None
 depends_on = None
