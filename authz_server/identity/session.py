@@ -5,6 +5,10 @@ login fills it with ``sign_in``; it lives in the signed, HttpOnly Flask session
 cookie together with the Stytch ``session_jwt`` and ``session_token``. Each
 request checks the JWT locally against Stytch's JWKS and goes to Stytch
 (``sessions.authenticate``) only when the JWT is stale (DESIGN §1).
+
+The cookie also carries a random browser binding, kept across sign-in, that
+server-side state started in this browser (parked authorization requests) is
+bound to.
 """
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from dataclasses import asdict, dataclass, field
 
 from flask import current_app, g, session
 
+from ..security import new_secret
+
 KEY = "member"
 STYTCH_KEY = "stytch"
+BINDING_KEY = "binding"
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,13 @@ class Member:
         return {k: v for k, v in out.items() if v is not None}
 
 
+def _forget_member() -> None:
+    """Signed out, but still the same browser: only the binding stays."""
+    keep = {k: session[k] for k in (BINDING_KEY,) if k in session}
+    session.clear()
+    session.update(keep)
+
+
 def _load() -> Member | None:
     data = session.get(KEY)
     if not isinstance(data, dict):
@@ -52,7 +66,7 @@ def _load() -> Member | None:
         data["roles"] = tuple(data.get("roles") or ())
         return Member(**data)
     except TypeError:
-        session.clear()
+        _forget_member()
         return None
 
 
@@ -73,7 +87,7 @@ def _check_stytch(member: Member) -> Member | None:
     if gateway is None:
         return member
     if not isinstance(tokens, dict) or not tokens.get("session_jwt"):
-        session.clear()
+        _forget_member()
         return None
     if gateway.verify_session_jwt(tokens["session_jwt"]):
         return member
@@ -81,7 +95,7 @@ def _check_stytch(member: Member) -> Member | None:
     # session is gone (revoked in Stytch, expired, member removed).
     renewed = gateway.refresh_session(tokens.get("session_token", ""))
     if renewed is None:
-        session.clear()
+        _forget_member()
         return None
     session[STYTCH_KEY] = {"session_token": renewed.session_token, "session_jwt": renewed.session_jwt}
     # Keep the original authentication time: a renewal is not a new login.
@@ -91,7 +105,10 @@ def _check_stytch(member: Member) -> Member | None:
 def sign_in(member: Member, session_token: str | None = None, session_jwt: str | None = None) -> None:
     if not member.auth_time:
         member = Member(**{**asdict(member), "auth_time": int(time.time())})
-    keep = {k: session[k] for k in ("csrf",) if k in session}
+    # The browser binding stays, so the authorization request parked before the
+    # login resumes after it.
+    browser_binding()
+    keep = {k: session[k] for k in ("csrf", BINDING_KEY) if k in session}
     session.clear()  # a new login gets a new session (no fixation)
     session.update(keep)
     session[KEY] = {**asdict(member), "roles": list(member.roles)}
@@ -109,3 +126,13 @@ def stytch_session_token() -> str | None:
 def sign_out() -> None:
     session.clear()
     g.current_member = None
+
+
+def browser_binding(create: bool = True) -> str | None:
+    """This browser's random binding value (made on first use when ``create``)."""
+    value = session.get(BINDING_KEY)
+    if not isinstance(value, str) or not value:
+        if not create:
+            return None
+        value = session[BINDING_KEY] = new_secret(24)
+    return value

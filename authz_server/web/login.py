@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from ..errors import PageError
 from ..identity.gateway import PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode, new_pkce_pair
-from ..identity.session import sign_in, sign_out, stytch_session_token
+from ..identity.session import browser_binding, sign_in, sign_out, stytch_session_token
 from ..oauth import limits as limit_rules
 from ..sources import source_key
 from ..storage import pending as pending_store
@@ -69,7 +69,7 @@ def _organization_of_pending(pending_id: str) -> dict | None:
     ``organization_id``), or the one its client is bound to."""
     if not pending_id:
         return None
-    row = pending_store.load(_server().db.session, pending_id)
+    row = pending_store.load(_server().db.session, pending_id, browser_binding(create=False))
     if row is None:
         return None
     single = row.params.get("single", {})
@@ -240,7 +240,7 @@ def _complete(result):
     assert isinstance(result, MemberSession)
     pending_id, next_url = _state().get("pending"), _state().get("next")
     sign_in(result.member, result.session_token, result.session_jwt)
-    if pending_id and pending_store.load(_server().db.session, pending_id):
+    if pending_id and pending_store.load(_server().db.session, pending_id, browser_binding(create=False)):
         return redirect(url_for("authorize.authorize", pending=pending_id), 303)
     if _safe_next(next_url):
         return redirect(next_url, 303)
