@@ -105,12 +105,13 @@ def _check_stytch(member: Member) -> Member | None:
 def sign_in(member: Member, session_token: str | None = None, session_jwt: str | None = None) -> None:
     if not member.auth_time:
         member = Member(**{**asdict(member), "auth_time": int(time.time())})
-    # The browser binding stays, so the authorization request parked before the
-    # login resumes after it.
-    browser_binding()
-    keep = {k: session[k] for k in ("csrf", BINDING_KEY) if k in session}
-    session.clear()  # a new login gets a new session (no fixation)
-    session.update(keep)
+    # A new login gets a new session (no fixation), and a new CSRF token on the
+    # next form (RFC 6749 §10.12: a token seen before the login must not stay
+    # valid after it). Only the browser binding stays, so the authorization
+    # request parked before the login resumes after it.
+    binding = browser_binding()
+    session.clear()
+    session[BINDING_KEY] = binding
     session[KEY] = {**asdict(member), "roles": list(member.roles)}
     if session_token or session_jwt:
         session[STYTCH_KEY] = {"session_token": session_token or "", "session_jwt": session_jwt or ""}
