@@ -6,6 +6,7 @@ from .device import DeviceAuthorization
 from .grants import AuthorizationCode, Grant, PendingAuthorization, RefreshToken, RevokedAccessToken
 from .keys import SigningKey
 from .resources import Resource
+from .sessions import EndedMemberSession
 
 __all__ = [
     "AuditEvent",
@@ -14,6 +15,7 @@ __all__ = [
     "ClientType",
     "Consent",
     "DeviceAuthorization",
+    "EndedMemberSession",
     "Grant",
     "PendingAuthorization",
     "RefreshToken",

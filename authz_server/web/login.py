@@ -328,3 +328,4 @@ def end_member_session():
         except IdentityError:
             pass  # our cookie goes regardless; Stytch's JWT dies within 5 minutes
     sign_out()
+    _server().db.session.commit()

@@ -1,4 +1,4 @@
-"""login binding: parked requests bound to their browser
+"""login binding: parked requests bound to their browser, ended member sessions
 
 Revision ID: 0004_login_binding
 Revises: 0003
@@ -23,7 +23,18 @@ def upgrade():
     with op.batch_alter_table('pending_authorizations', schema=None) as batch_op:
         batch_op.alter_column('browser_hash', server_default=None)
 
+    op.create_table('ended_member_sessions',
+    sa.Column('session_id_hash', sa.String(length=64), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('session_id_hash', name=op.f('pk_ended_member_sessions'))
+    )
+    with op.batch_alter_table('ended_member_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ended_member_sessions_expires_at'), ['expires_at'], unique=False)
+
 
 def downgrade():
+    with op.batch_alter_table('ended_member_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ended_member_sessions_expires_at'))
+    op.drop_table('ended_member_sessions')
     with op.batch_alter_table('pending_authorizations', schema=None) as batch_op:
         batch_op.drop_column('browser_hash')
