@@ -296,7 +296,8 @@ def logout():
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 def end_session():
     """The ``end_session_endpoint`` (OIDC RP-Initiated Logout §2). Without a valid
-    ``id_token_hint`` the member confirms first (§6: a forged logout is a DoS)."""
+    ``id_token_hint`` of the signed-in member the member confirms first (§6: a
+    forged logout is a DoS), and then sees our signed-out page, not the RP's."""
     from authlib.oauth2.rfc6749 import OAuth2Error
 
     server = _server()
