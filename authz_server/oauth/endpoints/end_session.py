@@ -46,9 +46,9 @@ class EndSessionEndpoint(_EndSessionEndpoint):
     def validate_request(self, request):
         req = super().validate_request(request)
         member = self._signed_in_member()
-        # A browser with nobody signed in has no session a hint could contradict:
-        # a valid hint still sends it back to the RP (§2: the RP "had a recent
-        # session" here).
+        # A browser with nobody signed in has no session to end and none a hint
+        # could contradict: a valid hint still sends it back to the RP, e.g.
+        # after our session expired (§2 accepts hints of a recent session).
         matches = member is None or hint_matches_member(req.id_token_claims, member)
         out = MemberEndSessionRequest(**{f.name: getattr(req, f.name) for f in fields(req)},
                                       hint_matches_session=matches)
