@@ -77,7 +77,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.register_blueprint(bp)
     from .oauth.endpoints.end_session import EndSessionEndpoint
 
-    server.register_endpoint(EndSessionEndpoint(end_session=login.end_member_session))
+    from .identity.session import cookie_member
+
+    server.register_endpoint(EndSessionEndpoint(end_session=login.end_member_session, signed_in_member=cookie_member))
     errors.register(app)
 
     from .web import cors

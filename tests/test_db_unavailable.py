@@ -121,8 +121,11 @@ def test_design5_authorize_503_html_page(dead):
     assert_503_page(resp)
     resp = requests.post(dead.url + "/oauth/authorize", data=params, allow_redirects=False, timeout=15)
     assert_503_page(resp)
+    # A parked request is looked up only for a browser that could have parked it
+    # (its cookie carries a browser binding); without one it is simply not found.
+    cookie = dead.app.session_interface.get_signing_serializer(dead.app).dumps({"binding": "b" * 32})
     resp = requests.get(dead.url + "/oauth/authorize", params={"pending": "p" + "x" * 20}, allow_redirects=False,
-                        timeout=15)
+                        cookies={"authz_session": cookie}, timeout=15)
     assert_503_page(resp)
 
 

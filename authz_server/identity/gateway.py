@@ -7,8 +7,11 @@ failure or timeout becomes ``IdentityUnavailable``.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import logging
+import secrets
 import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -100,6 +103,17 @@ _MESSAGES = {
     "oauth_token_not_found": ("This sign-in link was already used",
                               "The sign-in came back with a token that is unknown or already used.",
                               "Start the sign-in again."),
+    # The token was minted for a login started in another browser (or the start
+    # URL was not ours): its PKCE challenge does not match this browser's verifier.
+    "pkce_mismatch": ("This sign-in was started elsewhere",
+                      "The sign-in came back to a different browser from the one that started it.",
+                      "Start the sign-in again in this browser."),
+    "pkce_expected_code_verifier": ("This sign-in was started elsewhere",
+                                    "The sign-in came back to a different browser from the one that started it.",
+                                    "Start the sign-in again in this browser."),
+    "pkce_did_not_expect_code_verifier": ("This sign-in was started elsewhere",
+                                          "The sign-in was not started from this site's sign-in page.",
+                                          "Start the sign-in again in this browser."),
     "intermediate_session_not_found": ("Your sign-in has expired",
                                        "The sign-in took too long or was already finished.",
                                        "Start the sign-in again."),
@@ -121,6 +135,21 @@ _MESSAGES = {
     "invalid_organization_slug": ("Invalid organization name", "The organization name is not allowed.",
                                   "Choose a different name."),
 }
+
+
+def new_pkce_pair() -> tuple[str, str]:
+    """(verifier, challenge) binding a Stytch login to the browser that starts it.
+
+    The challenge rides on the start URL, the verifier stays in the browser's
+    signed session and goes to the authenticate call, so a Stytch token minted
+    for another browser is refused (RFC 9700 §4.7.1; Stytch's PKCE: S256 only,
+    base64url(SHA-256(verifier)) unpadded, as in RFC 7636 §4.2)."""
+    verifier = secrets.token_urlsafe(32)
+    return verifier, pkce_challenge(verifier)
+
+
+def pkce_challenge(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
 
 
 def _iso_epoch(value) -> int | None:
@@ -189,14 +218,19 @@ class StytchGateway:
                                       "Wait a moment and try again.") from None
 
     # --- Browser start URLs (DESIGN §7) ----------------------------------------
-    def discovery_start_url(self, provider: str, redirect_url: str, login_hint: str | None = None) -> str:
-        q = {"public_token": self.public_token, "discovery_redirect_url": redirect_url}
+    # Every start carries a PKCE challenge (``new_pkce_pair``); its authenticate
+    # call must then send the verifier.
+    def discovery_start_url(self, provider: str, redirect_url: str, *, pkce_code_challenge: str,
+                            login_hint: str | None = None) -> str:
+        q = {"public_token": self.public_token, "discovery_redirect_url": redirect_url,
+             "pkce_code_challenge": pkce_code_challenge}
         if login_hint:
             q["provider_login_hint"] = login_hint
         return f"{self.base_url}/v1/b2b/public/oauth/{provider}/discovery/start?{urlencode(q)}"
 
-    def organization_start_url(self, provider: str, redirect_url: str, *, slug: str | None = None,
-                               organization_id: str | None = None, login_hint: str | None = None) -> str:
+    def organization_start_url(self, provider: str, redirect_url: str, *, pkce_code_challenge: str,
+                               slug: str | None = None, organization_id: str | None = None,
+                               login_hint: str | None = None) -> str:
         q = {"public_token": self.public_token}
         if slug:
             q["slug"] = slug
@@ -204,13 +238,15 @@ class StytchGateway:
             q["organization_id"] = organization_id
         q["login_redirect_url"] = redirect_url
         q["signup_redirect_url"] = redirect_url
+        q["pkce_code_challenge"] = pkce_code_challenge
         if login_hint:
             q["provider_login_hint"] = login_hint
         return f"{self.base_url}/v1/b2b/public/oauth/{provider}/start?{urlencode(q)}"
 
     # --- Discovery flow ----------------------------------------------------------
-    def discovery_authenticate(self, token: str) -> Discovery:
-        r = self._call(self.client.oauth.discovery.authenticate, discovery_oauth_token=token)
+    def discovery_authenticate(self, token: str, *, pkce_code_verifier: str) -> Discovery:
+        r = self._call(self.client.oauth.discovery.authenticate, discovery_oauth_token=token,
+                       pkce_code_verifier=pkce_code_verifier)
         orgs = [
             DiscoveredOrganization(_org(d.organization), d.membership.type if d.membership else "",
                                    bool(d.member_authenticated))
@@ -231,8 +267,9 @@ class StytchGateway:
         return self._login_result(r)
 
     # --- Organization flow -------------------------------------------------------
-    def oauth_authenticate(self, token: str):
-        r = self._call(self.client.oauth.authenticate, oauth_token=token, **self._session)
+    def oauth_authenticate(self, token: str, *, pkce_code_verifier: str):
+        r = self._call(self.client.oauth.authenticate, oauth_token=token, pkce_code_verifier=pkce_code_verifier,
+                       **self._session)
         return self._login_result(r)
 
     def organization(self, slug_or_id: str) -> Organization:

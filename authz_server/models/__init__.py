@@ -7,6 +7,7 @@ from .device import DeviceAuthorization
 from .grants import AuthorizationCode, Grant, PendingAuthorization, RefreshToken, RevokedAccessToken
 from .keys import SigningKey
 from .resources import Resource
+from .sessions import EndedMemberSession
 
 __all__ = [
     "AuditEvent",
@@ -15,6 +16,7 @@ __all__ = [
     "ClientType",
     "Consent",
     "DeviceAuthorization",
+    "EndedMemberSession",
     "Grant",
     "PendingAuthorization",
     "RefreshToken",

@@ -112,5 +112,8 @@ class PendingAuthorization(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     params: Mapped[dict] = mapped_column(JSON)
+    # Digest of the binding value in the signed session cookie of the browser
+    # that parked it: only that browser may resume it.
+    browser_hash: Mapped[str] = mapped_column(String(64))
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     expires_at = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from ..errors import PageError
 from ..identity.gateway import IdentityUnavailable
-from ..identity.session import current_member
+from ..identity.session import browser_binding, current_member
 from ..oauth import prompts, redirect_uris, scopes as scope_rules
 from ..oauth.prompts import Interaction
 from ..oauth.requests import ParamsRequest, normalize
@@ -60,13 +60,22 @@ def authorize():
     values = request.form if request.method == "POST" else request.args
     pending_id = values.get("pending")
     if pending_id:
-        row = pending_store.load(_server().db.session, pending_id)
-        if row is None:
-            raise PageError("This sign-in has expired", "The authorization request is no longer pending.",
-                            hint="Go back to the application and start again.")
+        row = _pending_or_fail(pending_id)
         return process(row.params, pending=row)
     single, lists, dups = normalize(values)
     return process({"single": single, "lists": lists, "duplicates": dups})
+
+
+def _pending_or_fail(pending_id):
+    """The parked request, if this browser parked it and it is still live."""
+    row = pending_store.load(_server().db.session, pending_id, browser_binding(create=False))
+    if row is None:
+        # Unknown, expired, or parked by another browser (whose cookie this one
+        # does not have): the same page, and nothing is resumed.
+        raise PageError("This sign-in has expired",
+                        "The authorization request is no longer pending, or was started in another browser.",
+                        hint="Go back to the application and start again.")
+    return row
 
 
 def process(params: dict, pending=None, consent_given: bool = False):
@@ -116,7 +125,8 @@ def process(params: dict, pending=None, consent_given: bool = False):
         if needs_consent:
             if req.none:
                 raise Interaction("consent_required", "The member has not approved this application")
-            row = pending or pending_store.park(session, params, server.settings.pending_request_ttl)
+            row = pending or pending_store.park(session, params, server.settings.pending_request_ttl,
+                                                browser_binding())
             session.commit()
             return _consent_page(row, client, member, scopes, redirect_uri)
     except Interaction as i:
@@ -141,7 +151,8 @@ def _must_authenticate_first(member, single) -> bool:
 def _login(params, pending, single):
     """Park the request and send the browser to the login page; it resumes here."""
     server = _server()
-    row = pending or pending_store.park(server.db.session, params, server.settings.pending_request_ttl)
+    row = pending or pending_store.park(server.db.session, params, server.settings.pending_request_ttl,
+                                        browser_binding())
     server.db.session.commit()
     return redirect(url_for("login.login", pending=row.id, login_hint=single.get("login_hint")))
 
@@ -169,10 +180,7 @@ def consent():
     csrf.check()
     server = _server()
     session = server.db.session
-    row = pending_store.load(session, request.form.get("pending"))
-    if row is None:
-        raise PageError("This sign-in has expired", "The authorization request is no longer pending.",
-                        hint="Go back to the application and start again.")
+    row = _pending_or_fail(request.form.get("pending"))
     member = current_member()
     if member is None:
         return redirect(url_for("login.login", pending=row.id), 303)

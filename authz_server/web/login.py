@@ -9,15 +9,19 @@ organization, or a client bound to one → Stytch start with the slug →
 
 The login in progress (the parked authorization request, the intermediate
 session, the discovered organizations) rides in the signed session cookie; it
-never reaches the database, so a failed step stores nothing.
+never reaches the database, so a failed step stores nothing. One login is in
+progress per browser: each login page starts a new one with a new PKCE verifier
+(its challenge rides on every Stytch start URL of the page), and the callback
+hands that verifier to Stytch, so a Stytch token minted for another browser's
+login is refused (RFC 9700 §4.7.1, RFC 6749 §10.12: no login CSRF).
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ..errors import PageError
-from ..identity.gateway import PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode
-from ..identity.session import sign_in, sign_out, stytch_session_token
+from ..identity.gateway import PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode, new_pkce_pair
+from ..identity.session import browser_binding, sign_in, sign_out, stytch_session_token
 from ..oauth import limits as limit_rules
 from ..sources import source_key
 from ..storage import pending as pending_store
@@ -65,7 +69,7 @@ def _organization_of_pending(pending_id: str) -> dict | None:
     ``organization_id``), or the one its client is bound to."""
     if not pending_id:
         return None
-    row = pending_store.load(_server().db.session, pending_id)
+    row = pending_store.load(_server().db.session, pending_id, browser_binding(create=False))
     if row is None:
         return None
     single = row.params.get("single", {})
@@ -113,14 +117,18 @@ def _rate_limit():
 def _login_page(pending_id: str, organization: dict | None, login_hint: str | None, next_url: str | None = None):
     gw = _gateway()
     cb = _callback_url()
+    verifier, challenge = new_pkce_pair()
     links = []
     for provider in _server().settings.login_providers:
         if organization:
-            href = gw.organization_start_url(provider, cb, login_hint=login_hint, **organization)
+            href = gw.organization_start_url(provider, cb, pkce_code_challenge=challenge, login_hint=login_hint,
+                                             **organization)
         else:
-            href = gw.discovery_start_url(provider, cb, login_hint=login_hint)
+            href = gw.discovery_start_url(provider, cb, pkce_code_challenge=challenge, login_hint=login_hint)
         links.append((provider, PROVIDER_NAMES[provider], href))
-    _save(pending=pending_id, organization=organization, next=next_url)
+    # A new login replaces any earlier one in progress in this browser.
+    session[LOGIN_KEY] = {"pending": pending_id, "organization": organization, "next": next_url,
+                          "verifier": verifier}
     org_name = None
     if organization:
         try:
@@ -156,14 +164,26 @@ def callback():
     if not token or len(token) > 512 or token_type not in ("discovery_oauth", "oauth"):
         raise PageError("This sign-in link is not valid", "The sign-in came back without a usable token.",
                         hint="Start the sign-in again.")
+    verifier = _state().get("verifier")
+    if not isinstance(verifier, str) or not verifier:
+        # No login was started in this browser (or it already came back): a
+        # token from elsewhere must not sign this browser in, nor resume its
+        # parked request (RFC 9700 §4.7.1). Stytch is not asked.
+        raise PageError("This sign-in was not started here",
+                        "This browser has no sign-in in progress, so the sign-in that came back was not accepted.",
+                        hint="Start the sign-in again in this browser.")
+    # The verifier is spent once Stytch accepts a token; a refused one (another
+    # browser's token, Stytch unreachable) leaves this browser's login going.
     try:
         if token_type == "discovery_oauth":
-            found = gw.discovery_authenticate(token)
-            _save(ist=found.intermediate_session_token, email=found.email,
+            found = gw.discovery_authenticate(token, pkce_code_verifier=verifier)
+            _save(verifier=None, ist=found.intermediate_session_token, email=found.email,
                   orgs=[{"id": d.organization.organization_id, "slug": d.organization.slug,
                          "name": d.organization.name, "membership": d.membership} for d in found.organizations])
             return redirect(url_for("login.organizations"), 303)
-        return _complete(gw.oauth_authenticate(token))
+        result = gw.oauth_authenticate(token, pkce_code_verifier=verifier)
+        _save(verifier=None)
+        return _complete(result)
     except IdentityError as e:
         _fail(e)
 
@@ -220,7 +240,7 @@ def _complete(result):
     assert isinstance(result, MemberSession)
     pending_id, next_url = _state().get("pending"), _state().get("next")
     sign_in(result.member, result.session_token, result.session_jwt)
-    if pending_id and pending_store.load(_server().db.session, pending_id):
+    if pending_id and pending_store.load(_server().db.session, pending_id, browser_binding(create=False)):
         return redirect(url_for("authorize.authorize", pending=pending_id), 303)
     if _safe_next(next_url):
         return redirect(next_url, 303)
@@ -276,7 +296,8 @@ def logout():
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 def end_session():
     """The ``end_session_endpoint`` (OIDC RP-Initiated Logout §2). Without a valid
-    ``id_token_hint`` the member confirms first (§6: a forged logout is a DoS)."""
+    ``id_token_hint`` of the signed-in member the member confirms first (§6: a
+    forged logout is a DoS), and then sees our signed-out page, not the RP's."""
     from authlib.oauth2.rfc6749 import OAuth2Error
 
     server = _server()
@@ -308,3 +329,4 @@ def end_member_session():
         except IdentityError:
             pass  # our cookie goes regardless; Stytch's JWT dies within 5 minutes
     sign_out()
+    _server().db.session.commit()

@@ -26,10 +26,13 @@ import time_machine
 
 from authz_server.identity import gateway as gateway_module
 from authz_server.identity.gateway import (Discovery, IdentityError, IdentityUnavailable, MemberSession,
-                                           StepUp, StytchGateway, WrongCode)
+                                           StepUp, StytchGateway, WrongCode, new_pkce_pair, pkce_challenge)
 from authz_server.identity.membership import MembershipCache
 
 APP = "http://app.test/cb"  # nothing listens there: the tests read Location
+# Every login the gateway starts carries a PKCE challenge; these tests start theirs
+# with this pair, as the login page would with a pair of its own.
+VERIFIER, CHALLENGE = new_pkce_pair()
 
 
 # --- fixtures and helpers ---------------------------------------------------------------
@@ -58,10 +61,10 @@ def idp_token(emu, email, *, slug=None, provider="google") -> str:
     """Sign in on the emulator's identity-provider page; the token it sends back."""
     if slug:
         url = (f"{emu.url}/v1/b2b/public/oauth/{provider}/start?public_token={emu.public_token}"
-               f"&slug={slug}&login_redirect_url={APP}")
+               f"&slug={slug}&login_redirect_url={APP}&pkce_code_challenge={CHALLENGE}")
     else:
         url = f"{emu.url}/v1/b2b/public/oauth/{provider}/discovery/start?public_token={emu.public_token}" \
-              f"&discovery_redirect_url={APP}"
+              f"&discovery_redirect_url={APP}&pkce_code_challenge={CHALLENGE}"
     resp = requests.post(url, data={"email": email}, allow_redirects=False, timeout=10)
     assert resp.status_code == 302, resp.text
     return parse_qs(urlsplit(resp.headers["Location"]).query)["token"][0]
@@ -72,7 +75,7 @@ def org_id(emu, slug) -> str:
 
 
 def alice_session(gw, emu) -> MemberSession:
-    found = gw.discovery_authenticate(idp_token(emu, "alice@acme.test"))
+    found = gw.discovery_authenticate(idp_token(emu, "alice@acme.test"), pkce_code_verifier=VERIFIER)
     result = gw.exchange(found.intermediate_session_token, org_id(emu, "acme"))
     assert isinstance(result, MemberSession)
     return result
@@ -81,7 +84,7 @@ def alice_session(gw, emu) -> MemberSession:
 def jit_session(gw, emu) -> MemberSession:
     """A new Globex member (never delete the seeded ones: the emulator is shared)."""
     email = f"gw-{secrets.token_hex(4)}@globex.test"
-    found = gw.discovery_authenticate(idp_token(emu, email))
+    found = gw.discovery_authenticate(idp_token(emu, email), pkce_code_verifier=VERIFIER)
     result = gw.exchange(found.intermediate_session_token, org_id(emu, "globex"))
     assert isinstance(result, MemberSession)
     return result
@@ -161,17 +164,58 @@ def test_start_urls(gw, stytch_emulator):
     """DESIGN §7: the public start URLs on Stytch's host, with the public token and our
     callback; the organization flow by slug or id; login_hint as provider_login_hint."""
     cb = "http://127.0.0.1:1/login/callback"
-    url = gw.discovery_start_url("google", cb, login_hint="a@b.test")
+    url = gw.discovery_start_url("google", cb, pkce_code_challenge=CHALLENGE, login_hint="a@b.test")
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == \
         f"{stytch_emulator.url}/v1/b2b/public/oauth/google/discovery/start"
     assert {k: v[0] for k, v in parse_qs(parts.query).items()} == {
-        "public_token": stytch_emulator.public_token, "discovery_redirect_url": cb, "provider_login_hint": "a@b.test"}
-    q = parse_qs(urlsplit(gw.organization_start_url("microsoft", cb, slug="acme")).query)
+        "public_token": stytch_emulator.public_token, "discovery_redirect_url": cb, "provider_login_hint": "a@b.test",
+        "pkce_code_challenge": CHALLENGE}
+    q = parse_qs(urlsplit(gw.organization_start_url("microsoft", cb, pkce_code_challenge=CHALLENGE,
+                                                    slug="acme")).query)
     assert q["slug"] == ["acme"] and "organization_id" not in q and q["login_redirect_url"] == [cb]
-    q = parse_qs(urlsplit(gw.organization_start_url("google", cb, organization_id="org-1")).query)
-    assert q["organization_id"] == ["org-1"] and "slug" not in q
-    assert "/v1/b2b/public/oauth/microsoft/start?" in gw.organization_start_url("microsoft", cb, slug="acme")
+    assert q["pkce_code_challenge"] == [CHALLENGE]
+    q = parse_qs(urlsplit(gw.organization_start_url("google", cb, pkce_code_challenge=CHALLENGE,
+                                                    organization_id="org-1")).query)
+    assert q["organization_id"] == ["org-1"] and "slug" not in q and q["pkce_code_challenge"] == [CHALLENGE]
+    assert "/v1/b2b/public/oauth/microsoft/start?" in gw.organization_start_url(
+        "microsoft", cb, pkce_code_challenge=CHALLENGE, slug="acme")
+
+
+def test_pkce_pair_is_s256_of_a_fresh_verifier():
+    """RFC 7636 §4.1/§4.2 (Stytch's PKCE is S256 only): a 43-character verifier of
+    unreserved characters, its challenge base64url(SHA-256(verifier)) unpadded,
+    and a new pair each time."""
+    import base64
+    import hashlib
+    import re
+
+    verifier, challenge = new_pkce_pair()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", verifier)
+    assert challenge == pkce_challenge(verifier) == base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    assert new_pkce_pair()[0] != verifier
+
+
+@pytest.mark.parametrize("flow", ["discovery", "organization"])
+def test_token_minted_with_another_challenge_is_pkce_mismatch(gw, stytch_emulator, flow):
+    """A Stytch token minted for a login started with another browser's challenge:
+    the authenticate call with this browser's verifier is refused (pkce_mismatch),
+    and the page says to start again here; the right verifier still works."""
+    other_verifier, other_challenge = new_pkce_pair()
+    slug = "acme" if flow == "organization" else None
+    url = (f"{stytch_emulator.url}/v1/b2b/public/oauth/google/"
+           + ("start?slug=acme&login_redirect_url=" if slug else "discovery/start?discovery_redirect_url=")
+           + f"{APP}&public_token={stytch_emulator.public_token}&pkce_code_challenge={other_challenge}")
+    resp = requests.post(url, data={"email": "bob@acme.test"}, allow_redirects=False, timeout=10)
+    token = parse_qs(urlsplit(resp.headers["Location"]).query)["token"][0]
+    call = gw.oauth_authenticate if slug else gw.discovery_authenticate
+    with pytest.raises(IdentityError) as e:
+        call(token, pkce_code_verifier=VERIFIER)
+    assert type(e.value) is IdentityError and e.value.status == 400
+    assert (e.value.error_type, e.value.title, e.value.hint) == (
+        "pkce_mismatch", "This sign-in was started elsewhere", "Start the sign-in again in this browser.")
+    assert call(token, pkce_code_verifier=other_verifier)
 
 
 # --- the login calls ---------------------------------------------------------------------------
@@ -180,7 +224,7 @@ def test_start_urls(gw, stytch_emulator):
 def test_discovery_then_exchange_gives_a_member_session(gw, stytch_emulator):
     """Discovery finds Acme for alice (an active member); the exchange gives a full
     session whose member carries Stytch's ids, roles and authentication time."""
-    found = gw.discovery_authenticate(idp_token(stytch_emulator, "alice@acme.test"))
+    found = gw.discovery_authenticate(idp_token(stytch_emulator, "alice@acme.test"), pkce_code_verifier=VERIFIER)
     assert isinstance(found, Discovery) and found.email == "alice@acme.test"
     assert [(d.organization.slug, d.membership, d.member_authenticated) for d in found.organizations] == [
         ("acme", "active_member", True)]
@@ -200,11 +244,12 @@ def test_discovery_then_exchange_gives_a_member_session(gw, stytch_emulator):
 def test_organization_flow_and_create(gw, stytch_emulator):
     """oauth.authenticate (slug flow) signs bob in; discovery.organizations.create makes
     the creator an admin of the new organization."""
-    result = gw.oauth_authenticate(idp_token(stytch_emulator, "bob@acme.test", slug="acme"))
+    result = gw.oauth_authenticate(idp_token(stytch_emulator, "bob@acme.test", slug="acme"),
+                                   pkce_code_verifier=VERIFIER)
     assert isinstance(result, MemberSession) and result.member.organization_slug == "acme"
     assert "stytch_admin" not in result.member.roles
     email = f"founder@gwcorp-{secrets.token_hex(3)}.test"
-    found = gw.discovery_authenticate(idp_token(stytch_emulator, email))
+    found = gw.discovery_authenticate(idp_token(stytch_emulator, email), pkce_code_verifier=VERIFIER)
     assert found.organizations == []
     created = gw.create_organization(found.intermediate_session_token, "GW Corp " + secrets.token_hex(2))
     assert isinstance(created, MemberSession) and "stytch_admin" in created.member.roles
@@ -219,7 +264,7 @@ def test_step_up_and_email_passcode(gw, stytch_emulator):
     domain = f"gwstep-{secrets.token_hex(3)}.test"
     email = f"pat@{domain}"
     with step_up_required(emu, domain):
-        found = gw.discovery_authenticate(idp_token(emu, email))
+        found = gw.discovery_authenticate(idp_token(emu, email), pkce_code_verifier=VERIFIER)
         step = gw.create_organization(found.intermediate_session_token, "Step " + secrets.token_hex(2))
         assert isinstance(step, StepUp) and step.methods == ("email_otp",) and step.email == email
         org = step.organization.organization_id
@@ -250,11 +295,13 @@ def _unknown_token():
 
 
 ERROR_CASES = {
-    "discovery token unknown": (lambda gw, emu: gw.discovery_authenticate(_unknown_token()),
+    "discovery token unknown": (lambda gw, emu: gw.discovery_authenticate(_unknown_token(),
+                                                                          pkce_code_verifier=VERIFIER),
                                 "oauth_token_not_found", "This sign-in link was already used"),
-    "oauth token unknown": (lambda gw, emu: gw.oauth_authenticate(_unknown_token()),
+    "oauth token unknown": (lambda gw, emu: gw.oauth_authenticate(_unknown_token(), pkce_code_verifier=VERIFIER),
                             "oauth_token_not_found", "This sign-in link was already used"),
-    "discovery token used as oauth": (lambda gw, emu: gw.oauth_authenticate(idp_token(emu, "alice@acme.test")),
+    "discovery token used as oauth": (lambda gw, emu: gw.oauth_authenticate(idp_token(emu, "alice@acme.test"),
+                                                                            pkce_code_verifier=VERIFIER),
                                       "oauth_token_not_found", "This sign-in link was already used"),
     "intermediate session unknown": (lambda gw, emu: gw.exchange(_unknown_token(), org_id(emu, "acme")),
                                      "intermediate_session_not_found", "Your sign-in has expired"),
@@ -265,7 +312,8 @@ ERROR_CASES = {
     "malformed intermediate session": (lambda gw, emu: gw.exchange("short", org_id(emu, "acme")),
                                        "invalid_session_token", "Sign-in failed"),
     "exchange into an organization without JIT": (
-        lambda gw, emu: gw.exchange(gw.discovery_authenticate(idp_token(emu, "alice@acme.test"))
+        lambda gw, emu: gw.exchange(gw.discovery_authenticate(idp_token(emu, "alice@acme.test"),
+                                                              pkce_code_verifier=VERIFIER)
                                     .intermediate_session_token, org_id(emu, "globex")),
         "invalid_email_for_jit_provisioning", "Sign-in failed"),
 }
@@ -286,7 +334,7 @@ def test_stytch_errors_become_identity_errors(gw, stytch_emulator, case):
 
 def test_expired_intermediate_session(gw, stytch_emulator):
     """An intermediate session older than 10 minutes: "Your sign-in has expired"."""
-    found = gw.discovery_authenticate(idp_token(stytch_emulator, "alice@acme.test"))
+    found = gw.discovery_authenticate(idp_token(stytch_emulator, "alice@acme.test"), pkce_code_verifier=VERIFIER)
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=11), tick=True):
         with pytest.raises(IdentityError) as e:
             gw.exchange(found.intermediate_session_token, org_id(stytch_emulator, "acme"))
@@ -299,13 +347,13 @@ def test_wrong_project_secret_is_unavailable_not_the_members_fault(stytch_emulat
     bad = StytchGateway(stytch_emulator.project_id, "secret-test-wrong-wrong-wrong", stytch_emulator.public_token,
                         stytch_emulator.url)
     with pytest.raises(IdentityUnavailable) as e:
-        bad.discovery_authenticate(_unknown_token())
+        bad.discovery_authenticate(_unknown_token(), pkce_code_verifier=VERIFIER)
     assert e.value.status == 503 and e.value.error_type == "unauthorized_credentials"
 
 
 METHODS = {
-    "discovery_authenticate": lambda g: g.discovery_authenticate(_unknown_token()),
-    "oauth_authenticate": lambda g: g.oauth_authenticate(_unknown_token()),
+    "discovery_authenticate": lambda g: g.discovery_authenticate(_unknown_token(), pkce_code_verifier=VERIFIER),
+    "oauth_authenticate": lambda g: g.oauth_authenticate(_unknown_token(), pkce_code_verifier=VERIFIER),
     "exchange": lambda g: g.exchange(_unknown_token(), "organization-test-x"),
     "create_organization": lambda g: g.create_organization(_unknown_token(), "Initech"),
     "organization": lambda g: g.organization("acme"),
@@ -358,7 +406,8 @@ def test_stytch_failing_or_garbled_is_identity_unavailable(fake, fake_gw, status
     Stytch's JSON: IdentityUnavailable ("wait a moment"), never an exception that
     would end as a 500."""
     fake.answer(status, body, content_type)
-    for call in (lambda: fake_gw.organization("acme"), lambda: fake_gw.discovery_authenticate(_unknown_token()),
+    for call in (lambda: fake_gw.organization("acme"),
+                 lambda: fake_gw.discovery_authenticate(_unknown_token(), pkce_code_verifier=VERIFIER),
                  lambda: fake_gw.refresh_session(_unknown_token())):
         with pytest.raises(IdentityUnavailable) as e:
             call()

@@ -253,6 +253,23 @@ def test_oauth_authenticate_checks_pkce(client, emu):
         client.oauth.authenticate(oauth_token=plain, pkce_code_verifier=verifier)
 
 
+def test_oauth_discovery_authenticate_checks_pkce(client, emu):
+    """The discovery token is bound to its start's challenge like the organization
+    one: no verifier, a wrong one, or one for a start without a challenge are
+    refused with Stytch's error types, and a refusal does not use the token up."""
+    verifier, challenge = pkce_pair()
+    token = sign_in(emu, "alice@acme.test", pkce_code_challenge=challenge)["token"]
+    with expect_error("pkce_expected_code_verifier", 400):
+        client.oauth.discovery.authenticate(discovery_oauth_token=token)
+    with expect_error("pkce_mismatch", 400):
+        client.oauth.discovery.authenticate(discovery_oauth_token=token, pkce_code_verifier=pkce_pair()[0])
+    resp = client.oauth.discovery.authenticate(discovery_oauth_token=token, pkce_code_verifier=verifier)
+    assert resp.email_address == "alice@acme.test"
+    plain = sign_in(emu, "alice@acme.test")["token"]
+    with expect_error("pkce_did_not_expect_code_verifier", 400):
+        client.oauth.discovery.authenticate(discovery_oauth_token=plain, pkce_code_verifier=verifier)
+
+
 def test_oauth_authenticate_refuses_outsiders_without_jit(client, emu):
     token = sign_in(emu, "eve@evil.test", slug="acme")["token"]
     with expect_error("invalid_email_for_jit_provisioning", 400):

@@ -591,6 +591,41 @@ def test_a3_21_login_post_without_csrf_token_is_refused(live, make_client, brows
     assert is_login_redirect(authorize(browser, auth_params(c, ch)))  # still signed out
 
 
+def test_parked_request_cannot_be_resumed_by_another_browser(live, make_client):
+    """A parked authorization request (``?pending=…``) belongs to the browser that
+    parked it. Another member's browser using its id (the resume URL, GET or POST,
+    the login hand-off, or the consent form with its own valid CSRF token) gets the
+    "expired" page or ends on "You are signed in": no code, no consent, nothing
+    resumed. The browser that parked it still finishes."""
+    c = make_client()
+    owner = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    pending = pending_of(authorize(owner, auth_params(c, ch, state="st-owner")))
+    other = signed_in(live, "bob@acme.test")
+
+    def refused():
+        other_csrf = CSRF.search(other.get("/logout").text).group(1)
+        for resp in (other.get(f"/oauth/authorize?pending={pending}"),
+                     other.post("/oauth/authorize", {"pending": pending}),
+                     other.post("/oauth/authorize/consent", {"csrf_token": other_csrf, "pending": pending,
+                                                             "decision": "allow"})):
+            assert_error_page(resp, 400)
+            assert "This sign-in has expired" in resp.text and "another browser" in resp.text
+        assert count(live, AuthorizationCode) == 0 and count(live, Consent) == 0
+
+    refused()
+    done = other.login("bob@acme.test", pending)
+    assert done.status_code == 303 and done.headers["Location"] == "/login/done"
+
+    resume = owner.login(ALICE, pending)  # the owner signs in: back to its own request
+    assert resume.headers["Location"] == f"/oauth/authorize?pending={pending}"
+    page = owner.get(resume.headers["Location"])
+    assert is_consent_page(page) and PENDING.search(page.text).group(1) == pending
+    refused()
+    p = client_redirect(answer_consent(owner, page), c.redirect_uri, (303,))
+    assert p["state"] == "st-owner" and "code" in p
+
+
 def test_a3_22_consent_post_answers_303(live, make_client, browser):
     """A.3 #22 / A.27: the consent POST answer is 303, never 307 (RFC 9700 §4.12)."""
     c = make_client()

@@ -796,6 +796,66 @@ def test_session_revoked_in_stytch_is_noticed_once_the_jwt_is_stale(live, make_c
         login_location(authorize(b, auth_params(c, ch)))
 
 
+# --- Login CSRF: a Stytch login belongs to the browser that started it ----------------------
+
+
+@pytest.mark.parametrize("start", ["/login", "/org/acme/login"])
+def test_login_csrf_callback_from_another_browser_is_refused(live, make_client, start):
+    """RFC 9700 §4.7.1 / RFC 6749 §10.12: an attacker starts a login in their own
+    browser (discovery or organization flow) and signs in at the identity provider.
+    The callback URL they get back, opened in the victim's browser while the victim
+    is in the middle of an authorization, is refused: Stytch finds that the token's
+    PKCE challenge is not the victim's, nobody is signed in, nothing is stored, and
+    the victim's own login still completes as the victim. In a browser with no
+    login in progress the callback is refused before Stytch is asked."""
+    c = make_client(client_type="first_party")
+    attacker = Browser(live, BOB)
+    page = attacker.get(start)
+    assert page.status_code == 200
+    back = idp_sign_in(attacker, provider_links(page)["google"], BOB)
+    assert back.startswith(live.url + "/login/callback?"), back
+
+    victim = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    victim_page = victim.get(login_location(authorize(victim, auth_params(c, ch, state="st-victim"))))
+    assert victim_page.status_code == 200
+    sessions, before = live_session_ids(live), counts(live)
+    resp = assert_page(victim.get(back), 400, "This sign-in was started elsewhere")
+    assert "Start the sign-in again in this browser" in resp.text
+    assert "member" not in cookie_session(victim)
+    assert live_session_ids(live) == sessions and counts(live) == before
+
+    bystander = Browser(live, ALICE)
+    resp = assert_page(bystander.get(back), 400, "This sign-in was not started here")
+    assert "no sign-in in progress" in resp.text
+    assert bystander.http.cookies.get("authz_session") is None or "member" not in cookie_session(bystander)
+    assert live_session_ids(live) == sessions and counts(live) == before
+
+    # The victim's own login is still in progress and ends as the victim.
+    done = victim.finish_login(victim.get(idp_sign_in(victim, provider_links(victim_page)["google"], ALICE)), ALICE)
+    p = client_params(follow_to_client(victim, done), c)
+    assert p["state"] == "st-victim"
+    claims = jwt_claims(redeem(live, c, p["code"], v)["id_token"])
+    assert (claims["sub"], claims["email"]) == (member(live, ALICE, "acme")["member_id"], ALICE)
+
+
+def test_login_page_starts_a_new_login_each_time(live, browser):
+    """One login in progress per browser: each login page carries a new PKCE
+    challenge (on every provider link), and a token from the page opened before
+    is refused once a newer login has replaced it."""
+    first = browser.get("/login")
+    second = browser.get("/login")
+    challenges = [{parse_qs(urlsplit(h).query)["pkce_code_challenge"][0] for h in provider_links(p).values()}
+                  for p in (first, second)]
+    assert all(len(c) == 1 for c in challenges) and challenges[0] != challenges[1]
+    stale = idp_sign_in(browser, provider_links(first)["google"], ALICE)
+    assert_page(browser.get(stale), 400, "This sign-in was started elsewhere")
+    assert "member" not in cookie_session(browser)
+    fresh = idp_sign_in(browser, provider_links(second)["google"], ALICE)
+    done = browser.finish_login(browser.get(fresh), ALICE)
+    assert done.status_code == 303 and done.headers["Location"] == "/login/done"
+
+
 # --- Bad and hostile input at the login routes ----------------------------------------------
 
 
@@ -820,14 +880,18 @@ def test_callback_without_a_usable_token(live, browser, query):
 
 @pytest.mark.parametrize("token_type", ["discovery_oauth", "oauth"])
 def test_callback_with_an_unknown_token(live, browser, token_type):
-    """A token Stytch never issued: Stytch's oauth_token_not_found becomes a page."""
+    """A token Stytch never issued, in a browser with a login in progress: Stytch's
+    oauth_token_not_found becomes a page."""
+    assert browser.get("/login").status_code == 200
     resp = browser.get(f"/login/callback?stytch_token_type={token_type}&token={secrets.token_urlsafe(33)}")
     assert_page(resp, 400, "This sign-in link was already used")
 
 
 def test_callback_token_reused(live, make_client):
-    """A Stytch token is single use: replaying the callback URL (another browser
-    too) gets a page, signs nobody in, stores nothing."""
+    """A Stytch token is single use: replaying the callback URL gets a page, signs
+    nobody in, stores nothing. The login it belonged to is over, so the same
+    browser (and another one) is told no sign-in is in progress; with a new login
+    in progress, Stytch refuses the used token."""
     c = make_client(client_type="first_party")
     b = Browser(live, ALICE)
     _, ch = pkce_pair()
@@ -836,9 +900,11 @@ def test_callback_token_reused(live, make_client):
     back = idp_sign_in(b, provider_links(page)["google"], ALICE)
     assert b.get(back).status_code == 303
     before = counts(live)
+    assert_page(b.get(back), 400, "This sign-in was not started here")
+    assert b.get("/login").status_code == 200
     assert_page(b.get(back), 400, "This sign-in link was already used")
     thief = Browser(live)
-    assert_page(thief.get(back), 400, "This sign-in link was already used")
+    assert_page(thief.get(back), 400, "This sign-in was not started here")
     assert thief.http.cookies.get("authz_session") is None or "member" not in cookie_session(thief)
     assert counts(live) == before
 
@@ -930,6 +996,7 @@ def test_stytch_unreachable_shows_a_503_page(live, make_server_with, make_client
     b = Browser(down, ALICE)
     for path in ("/org/acme/login", "/login/callback?stytch_token_type=discovery_oauth&token=" + "A" * 44,
                  "/login/callback?stytch_token_type=oauth&token=" + "A" * 44):
+        assert b.get("/login").status_code == 200  # a login in progress (this page asks Stytch nothing)
         resp = assert_page(b.get(path), 503, "Sign-in is unavailable")
         assert "could not reach our sign-in provider" in resp.text and "Wait a moment and try again" in resp.text
     _, ch = pkce_pair()
@@ -985,6 +1052,7 @@ def test_stytch_timeout_shows_a_503_page(live, make_server_with, monkeypatch):
     try:
         down = make_server_with(stytch_environment=f"http://127.0.0.1:{silent.getsockname()[1]}")
         b = Browser(down, ALICE)
+        assert b.get("/login").status_code == 200
         started = time.monotonic()
         resp = b.get("/login/callback?stytch_token_type=discovery_oauth&token=" + "A" * 44)
         assert_page(resp, 503, "Sign-in is unavailable")

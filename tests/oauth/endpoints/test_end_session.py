@@ -3,7 +3,8 @@
 
 Logging out ends our session and revokes the member's Stytch session; a redirect
 goes only to an exactly registered ``post_logout_redirect_uri`` and only with a
-valid ``id_token_hint``; without one the member confirms first (CSRF-protected).
+valid ``id_token_hint`` of the signed-in member; without one (or with another
+member's) the member confirms first (CSRF-protected) and is not redirected.
 """
 from __future__ import annotations
 
@@ -225,6 +226,41 @@ def test_a25_118_signed_out_browser_can_still_follow_a_valid_logout(live, rp):
     stranger = Browser(live)
     resp = logout_get(stranger, id_token_hint=tokens["id_token"], post_logout_redirect_uri=LOGGED_OUT, state="z")
     assert resp.status_code == 302 and resp.headers["Location"] == LOGGED_OUT + "?state=z"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_rp_logout_with_another_members_hint_asks_and_never_redirects(live, rp, method):
+    """RP-Initiated Logout §2/§6: a valid id_token_hint of *another* member (here the
+    attacker's own id token for the same client) does not sign the victim out
+    silently: the victim is asked first, and after confirming sees our signed-out
+    page, never the post_logout_redirect_uri."""
+    _, attackers = sign_in(live, rp, "alice@acme.test")
+    victim, _ = sign_in(live, rp, BOB)
+    sid = stytch_session_id(victim)
+    params = {"id_token_hint": attackers["id_token"], "post_logout_redirect_uri": LOGGED_OUT, "state": "evil",
+              "client_id": rp.client_id}
+    page = logout_get(victim, **params) if method == "get" else victim.post("/oauth/logout", params)
+    assert page.status_code == 200 and "Location" not in page.headers and "Sign out?" in page.text
+    assert_signed_in(live, victim, rp, sid)
+
+    done = victim.post("/oauth/logout", form_fields(page.text))
+    assert done.status_code == 200 and "Location" not in done.headers and "You are signed out" in done.text
+    assert LOGGED_OUT not in done.text
+    assert_signed_out(live, victim, rp, sid)
+
+
+def test_hint_must_name_the_member_and_the_organization():
+    """The hint belongs to the session only if both its ``sub`` and its
+    ``organization_id`` are the signed-in member's."""
+    from authz_server.identity.session import Member
+    from authz_server.oauth.endpoints.end_session import hint_matches_member
+
+    m = Member(member_id="member-1", organization_id="organization-1")
+    assert hint_matches_member({"sub": "member-1", "organization_id": "organization-1"}, m)
+    assert not hint_matches_member({"sub": "member-1", "organization_id": "organization-2"}, m)
+    assert not hint_matches_member({"sub": "member-1"}, m)
+    assert not hint_matches_member({"sub": "member-2", "organization_id": "organization-1"}, m)
+    assert not hint_matches_member(None, m) and not hint_matches_member({"sub": "member-1"}, None)
 
 
 # --- item 119: logout ends the Stytch session -------------------------------------------------
