@@ -1,15 +1,15 @@
 """login binding: parked requests bound to their browser, ended member sessions
 
-Revision ID: 0004_login_binding
-Revises: 0003
+Revision ID: 0006_login_binding
+Revises: 0005_assertion_replay
 Create Date: 2026-12-10 12:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004_login_binding'
-down_revision = '0003'
+revision = '0006_login_binding'
+down_revision = '0005_assertion_replay'
 branch_labels = None
 depends_on = None
 
