@@ -20,7 +20,7 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..oauth import scopes as scope_rules
+from ..oauth import permissions, scopes as scope_rules
 from ..oauth.registration import dcr
 from ..oauth.registration.dcr import RegistrationError
 from ..security import digest
@@ -119,7 +119,8 @@ def register():
             return _token_error("A valid initial access token is required to register", token is not None)
     body = _body()
     session = server.db.session
-    meta = dcr.read(body, scope_rules.catalog(session))
+    meta = dcr.read(body, scope_rules.catalog(session),
+                    client_credentials=permissions.registration_allows_client_credentials(settings))
     source = _source()
     if meta.is_public:
         existing = client_store.find_duplicate(session, source, meta.fingerprint())
@@ -187,7 +188,8 @@ def configure(client_id):
                                         and client.verify_secret(body["client_secret"])):
         raise RegistrationError("invalid_client_metadata",
                                 "client_secret does not match the issued secret (RFC 7592 section 2.2)")
-    meta = dcr.read(body, scope_rules.catalog(session), current_auth_method=client.token_endpoint_auth_method)
+    meta = dcr.read(body, scope_rules.catalog(session), current_auth_method=client.token_endpoint_auth_method,
+                    client_credentials=permissions.registration_allows_client_credentials(server.settings))
     client_store.update_dynamic(session, client, meta)
     token = client_store.reissue_registration_token(client)
     session.commit()

@@ -392,3 +392,31 @@ def test_a6_42_used_expired_unknown_codes_get_invalid_grant(live, make_client, g
     with _frozen(live, live.settings.code_ttl + 1):
         _error(_redeem(token_post, c, code2, verifier2), 400, "invalid_grant")
     _error(_redeem(token_post, c, "x" * 43, verifier), 400, "invalid_grant")
+
+
+def test_client_with_a_resource_allow_list_is_limited_in_member_flows(live, make_client, browser):
+    """Issue 9, finding 2: in a member's authorization the consent gates
+    resources, so a client without a list may name any registered resource; a
+    client an operator limited to some resources gets invalid_target for
+    another one (RFC 8707 §2) and invalid_scope for its scopes, on the redirect."""
+    from authz_server.models import Resource
+    from tests.conftest import auth_params, pkce_pair, redirect_params
+
+    files, mail = "https://files.example/mcp", "https://mail.example/mcp"
+    s = live.db.session
+    try:
+        s.add_all([Resource(identifier=files, name="Files", scopes=["files:read"]),
+                   Resource(identifier=mail, name="Mail", scopes=["mail:send"])])
+        s.commit()
+    finally:
+        s.remove()
+    limited = make_client(allowed_resources=(files,))
+    free = make_client()
+    _, challenge = pkce_pair()
+    for params, error in (({"resource": mail}, "invalid_target"), ({"scope": "openid mail:send"}, "invalid_scope")):
+        got = redirect_params(browser.authorize(auth_params(limited, challenge, **params)))
+        assert got.get("error") == error, (params, got)
+    assert "code" in redirect_params(browser.authorize(auth_params(limited, challenge, resource=files,
+                                                                   scope="openid files:read")))
+    assert "code" in redirect_params(browser.authorize(auth_params(free, challenge, resource=mail,
+                                                                   scope="openid mail:send")))
