@@ -960,7 +960,7 @@ def test_a15_80_delete_removes_the_client_and_revokes_its_grants(mcp, browser, t
     info = created(register(mcp, INSPECTOR))
     resp, _ = run_code_flow(browser, token_post, info, auth="none", scope="mcp:read")
     tokens = resp.json()
-    rs = make_client(redirect_uris=(), grant_types=("client_credentials",))
+    rs = make_client(redirect_uris=(), grant_types=("client_credentials",), introspection_resources=(mcp.url,))
 
     def introspect():
         return requests.post(mcp.url + "/oauth/introspect", data={"token": tokens["access_token"]},

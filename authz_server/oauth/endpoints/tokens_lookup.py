@@ -20,10 +20,11 @@ class FoundToken:
         return client.client_id == self.client_id
 
 
-def find(server, value: str, hint: str | None) -> FoundToken | None:
+def find(server, value: str, hint: str | None, kinds=("access_token", "refresh_token")) -> FoundToken | None:
+    """The token among ``kinds``, the hinted kind tried first."""
     session = server.db.session
     order = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
-    for kind in order:
+    for kind in (k for k in order if k in kinds):
         if kind == "access_token":
             claims = server.minter.decode(value, leeway=0)
             if claims is not None:

@@ -156,7 +156,7 @@ def test_cc_client_secret_post(live, make_client, token_post):
 def test_cc_token_is_active_at_introspection_but_not_for_userinfo(live, make_client, token_post):
     """The token introspects as active with sub = client_id; userinfo, which is
     about a member, refuses it (OIDC Core §5.3.3: insufficient_scope)."""
-    c = _machine(make_client)
+    c = _machine(make_client, introspection_resources=(live.url,))
     at = _cc(token_post, c).json()["access_token"]
     info = requests.post(live.url + "/oauth/introspect", data={"token": at},
                          auth=(c.client_id, c.client_secret), timeout=10).json()
