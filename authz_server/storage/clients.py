@@ -217,17 +217,30 @@ def find_duplicate(session, source: str, fingerprint: str) -> Client | None:
     ).first()
 
 
-def share_duplicate(session, client: Client) -> None:
-    """Hand an existing public client to an identical registration.
+def share_duplicate(session, client: Client, fingerprint: str) -> bool:
+    """Hand an existing public client to an identical registration; False when
+    it is no longer that registration (then register a new client).
 
-    A shared client belongs to no single registrant, so nobody may manage it any
-    more: its registration access token is revoked (otherwise whoever registered
-    first could later add a redirect URI to a client others already consented
-    to). Its garbage-collection clock restarts (updated_at)."""
-    client.registration_access_token_hash = None
-    client.updated_at = utcnow()
-    audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
-                 client_type=client.client_type, deduplicated=True)
+    One UPDATE, which re-checks that the client still has the same metadata and
+    is enabled: an RFC 7592 update clears the fingerprint in its own guarded
+    UPDATE (``update_dynamic``), so whichever commits first wins on Postgres'
+    row lock and the other sees it. A shared client belongs to no single
+    registrant: it is marked shared, and RFC 7592 updates and deletion are
+    refused from then on (whoever registered first could otherwise add a
+    redirect URI to a client others already consented to, or delete it under
+    them). The first registrant's registration access token keeps working for
+    reading it (RFC 7592 §2.1). The garbage-collection clock restarts (updated_at)."""
+    shared = session.execute(
+        sql_update(Client)
+        .where(Client.client_id == client.client_id, Client.registration_fingerprint == fingerprint,
+               Client.disabled_at.is_(None))
+        .values(registration_shared=True, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if shared:
+        audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
+                     client_type=client.client_type, deduplicated=True)
+    return bool(shared)
 
 
 def verify_registration_token(client: Client | None, token: str | None) -> bool:
@@ -245,15 +258,40 @@ def reissue_registration_token(client: Client) -> str:
     return token
 
 
-def update_dynamic(session, client: Client, meta) -> Client:
-    """RFC 7592 §2.2: replace the metadata. The client is then no longer an
-    anonymous registration that an identical one could share."""
+def update_dynamic(session, client: Client, meta) -> bool:
+    """RFC 7592 §2.2: replace the metadata; False (nothing changed) when the
+    client is shared (``share_duplicate``). The client is then no longer an
+    anonymous registration that an identical one could share: one guarded
+    UPDATE clears its fingerprint first, and holds the row until commit."""
+    claimed = session.execute(
+        sql_update(Client)
+        .where(Client.client_id == client.client_id, Client.registration_shared.is_(False))
+        .values(registration_fingerprint=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return False
     _apply(client, meta)
     client.client_type = (ClientType.THIRD_PARTY_PUBLIC if meta.is_public else ClientType.THIRD_PARTY).value
     client.registration_fingerprint = None
     client.updated_at = utcnow()
     audit.record(session, "client_updated", client_id=client.client_id, actor="dcr", fields=["metadata"])
-    return client
+    return True
+
+
+def delete_dynamic(session, client: Client) -> bool:
+    """RFC 7592 §2.3: delete the client, with its grants, refresh tokens, codes
+    and consents (ON DELETE CASCADE), in one DELETE that refuses a shared client
+    (False: nothing deleted)."""
+    client_id = client.client_id
+    deleted = session.execute(
+        sql_delete(Client).where(Client.client_id == client_id, Client.registration_shared.is_(False))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if deleted:
+        session.expunge(client)
+        audit.record(session, "client_deleted", client_id=client_id, actor="dcr")
+    return bool(deleted)
 
 
 def mark_used(session, client) -> bool:

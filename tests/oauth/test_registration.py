@@ -541,9 +541,9 @@ def test_c14_body_size_cap_is_a_json_413(mcp):
 
 def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp):
     """Dedup: the same public metadata from the same address gets the same
-    client_id back (one row). The shared client can no longer be managed: the
-    second answer carries no registration access token and the first one stops
-    working (whoever registered first cannot rewrite a client others use)."""
+    client_id back (one row). The second answer carries no registration access
+    token; the first one keeps working for reading the client (see
+    test_deduplicated_registration_keeps_the_first_token_and_refuses_updates)."""
     first = created(register(mcp, CLAUDE))
     second = created(register(mcp, CLAUDE))
     assert second["client_id"] == first["client_id"]
@@ -551,7 +551,6 @@ def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp
     assert "registration_access_token" not in second and "registration_client_uri" not in second
     assert {k: v for k, v in second.items()} == {k: v for k, v in first.items()
                                                  if k not in ("registration_access_token", "registration_client_uri")}
-    refused(manage(mcp, "GET", first["client_id"], first["registration_access_token"]), "invalid_token", 401)
     s = mcp.db.session
     try:
         assert s.scalar(select(func.count()).select_from(Client)) == 1
@@ -567,6 +566,43 @@ def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp
     a = created(register(mcp, TS_SDK_1X))
     b = created(register(mcp, TS_SDK_1X))
     assert a["client_id"] != b["client_id"] and a["client_secret"] != b["client_secret"]
+
+
+def test_deduplicated_registration_keeps_the_first_token_and_refuses_updates(mcp):
+    """Issue 9, finding 12: a deduplicated registration no longer revokes the
+    first registrant's registration access token: it still reads the client
+    (RFC 7592 §2.1). But the client is now shared, so nobody may rewrite or
+    delete it under the others: PUT and DELETE get 403 invalid_client_metadata
+    saying so (RFC 7592 §2.2, §2.3), and the client stays as it was."""
+    first = created(register(mcp, CLAUDE))
+    created(register(mcp, CLAUDE))  # an identical registration: the same client, shared
+    read = manage(mcp, "GET", first["client_id"], first["registration_access_token"])
+    assert read.status_code == 200, read.text
+    token = read.json()["registration_access_token"]
+    assert read.json()["redirect_uris"] == CLAUDE["redirect_uris"]
+
+    evil = {**CLAUDE, "client_id": first["client_id"], "redirect_uris": ["https://evil.example/cb"]}
+    before = counts(mcp)
+    for method, body in (("PUT", evil), ("DELETE", None)):
+        body = refused(manage(mcp, method, first["client_id"], token, body), "invalid_client_metadata", 403)
+        assert "shared" in body["error_description"]
+    assert counts(mcp) == before
+    stored = row(mcp, first["client_id"])
+    assert stored.redirect_uris == CLAUDE["redirect_uris"] and stored.registration_shared
+    assert manage(mcp, "GET", first["client_id"], token).status_code == 200
+
+
+def test_c14_update_before_a_duplicate_unshares_it(mcp):
+    """A client its registrant updated is no longer an anonymous registration:
+    an identical registration afterwards gets a client of its own, and the
+    updated one stays manageable."""
+    first = created(register(mcp, CLAUDE))
+    upd = manage(mcp, "PUT", first["client_id"], first["registration_access_token"],
+                 {**CLAUDE, "client_id": first["client_id"]})
+    assert upd.status_code == 200, upd.text
+    again = created(register(mcp, CLAUDE))
+    assert again["client_id"] != first["client_id"]
+    assert manage(mcp, "DELETE", first["client_id"], upd.json()["registration_access_token"]).status_code == 204
 
 
 def test_c14_trimmed_duplicates_are_identical_too(mcp):

@@ -213,3 +213,31 @@ def test_a17_86_concurrent_polls_of_an_approved_device_code_single_winner(live, 
         grants = conn.execute(text("SELECT count(*) FROM grants WHERE client_id = :c"),
                               {"c": client.client_id}).scalar_one()
     assert grants == ROUNDS  # one per device code, none from the losing polls
+
+
+def test_c14_update_racing_a_duplicate_registration_never_rewrites_a_shared_client(live):
+    """Issue 9, finding 12 under a race: the first registrant's RFC 7592 update
+    (a new redirect URI) and an identical registration arrive together. Either
+    the update wins (the registration then gets a client of its own) or the
+    sharing wins (the update is refused with 403); never both, so no registrant
+    ever gets a client whose redirect URIs another one rewrote."""
+    live.server.registration_limiter.reset()
+    body = {"client_name": "Claude", "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+            "token_endpoint_auth_method": "none"}
+    for i in range(ROUNDS):
+        named = {**body, "client_name": f"Claude {i}"}
+        first = requests.post(live.url + "/oauth/register", json=named, timeout=15).json()
+        url = f"{live.url}/oauth/register/{first['client_id']}"
+        headers = {"Authorization": "Bearer " + first["registration_access_token"]}
+        change = {**named, "client_id": first["client_id"], "redirect_uris": ["https://elsewhere.example/cb"]}
+        put, dup = _together(lambda: requests.put(url, json=change, headers=headers, timeout=15),
+                             lambda: requests.post(live.url + "/oauth/register", json=named, timeout=15))
+        assert dup.status_code == 201, dup.text
+        shared = dup.json()["client_id"] == first["client_id"]
+        assert put.status_code == (403 if shared else 200), (shared, put.status_code, put.text)
+        if shared:
+            assert dup.json()["redirect_uris"] == body["redirect_uris"]
+        with live.db.engine.connect() as conn:
+            uris = conn.execute(text("SELECT redirect_uris FROM clients WHERE client_id = :c"),
+                                {"c": first["client_id"]}).scalar_one()
+        assert (uris == body["redirect_uris"]) if shared else (uris == change["redirect_uris"]), uris
