@@ -30,9 +30,10 @@ The policy, with its defaults (spec-checklist A.14, C-2, C-7, C-9, C-10, C-13, C
   registration policy allows it (``AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES``
   not empty, see ``oauth.permissions``), client_credentials: anyone may register,
   and a client acting as itself is consented to by nobody. refresh_token only
-  next to authorization_code or the device grant. Omitted means authorization_code + refresh_token (RFC 7591
-  says authorization_code alone, which would log MCP users out every hour, C-7a;
-  the effective list is echoed). Nothing left: refused.
+  next to authorization_code or the device grant. Omitted means
+  authorization_code + refresh_token (RFC 7591 says authorization_code alone,
+  which would log MCP users out every hour, C-7a; the effective list is
+  echoed). Nothing left: refused.
 - ``response_types``: ``["code"]`` exactly when authorization_code is granted.
 - ``scope``: trimmed to the scope catalog. For a dynamic client it is the scope
   of a request that names none, not a limit (B.6: step-up asks for more later).
