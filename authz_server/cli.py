@@ -127,9 +127,15 @@ def _client_or_fail(ctx, client_id):
 @click.option("--logo-uri")
 @click.option("--client-uri")
 @click.option("--organization-id", help="bind the client to one organization")
+@click.option("--resource", "allowed_resources", multiple=True, metavar="URL",
+              help="a registered resource the client may ask for, with its scopes (repeat for several); "
+                   "none: client_credentials gets only the default audience")
+@click.option("--introspect", "introspection_resources", multiple=True, metavar="URL",
+              help="a resource (or the default audience) whose access tokens the client may introspect: "
+                   "a resource server's credentials (repeat for several)")
 @click.option("--json", "as_json", is_flag=True)
 def clients_create(name, client_type, redirect_uris, scopes, grant_types, auth_method, post_logout, logo_uri,
-                   client_uri, organization_id, as_json):
+                   client_uri, organization_id, allowed_resources, introspection_resources, as_json):
     """Register a client; prints its id (and, for confidential clients, its secret)."""
     from .storage import clients as store
 
@@ -139,7 +145,8 @@ def clients_create(name, client_type, redirect_uris, scopes, grant_types, auth_m
                 ctx.db.session, name=name, client_type=client_type, redirect_uris_=redirect_uris,
                 scopes=_split_scopes(scopes), grant_types=grant_types or None, auth_method=auth_method,
                 logo_uri=logo_uri, client_uri=client_uri, organization_id=organization_id,
-                post_logout_redirect_uris=post_logout,
+                post_logout_redirect_uris=post_logout, allowed_resources=allowed_resources,
+                introspection_resources=introspection_resources, default_audience=ctx.settings.audience,
             )
         except store.ClientInputError as e:
             raise click.ClickException(str(e)) from None
@@ -180,17 +187,29 @@ def clients_show(client_id, as_json):
               help="repeat for several; device_code = urn:ietf:params:oauth:grant-type:device_code (RFC 8628)")
 @click.option("--logo-uri")
 @click.option("--client-uri")
+@click.option("--resource", "allowed_resources", multiple=True, metavar="URL",
+              help="replace the resources the client may ask for (repeat for several)")
+@click.option("--no-resources", is_flag=True, help="allow the client no resource any more")
+@click.option("--introspect", "introspection_resources", multiple=True, metavar="URL",
+              help="replace the resources whose access tokens the client may introspect (repeat for several)")
+@click.option("--no-introspection", is_flag=True, help="the client may no longer introspect")
 @click.option("--json", "as_json", is_flag=True)
-def clients_update(client_id, name, redirect_uris, scopes, grant_types, logo_uri, client_uri, as_json):
+def clients_update(client_id, name, redirect_uris, scopes, grant_types, logo_uri, client_uri, allowed_resources,
+                   no_resources, introspection_resources, no_introspection, as_json):
     """Change a client's metadata (only the options given)."""
     from .storage import clients as store
 
+    if (allowed_resources and no_resources) or (introspection_resources and no_introspection):
+        raise click.UsageError("--no-resources and --no-introspection cannot go with --resource and --introspect")
     with _Ctx() as ctx:
         c = _client_or_fail(ctx, client_id)
         try:
             store.update(ctx.db.session, c, name=name, redirect_uris=redirect_uris or None,
                          scopes=_split_scopes(scopes) or None, grant_types=grant_types or None,
-                         logo_uri=logo_uri, client_uri=client_uri)
+                         logo_uri=logo_uri, client_uri=client_uri,
+                         allowed_resources=[] if no_resources else (list(allowed_resources) or None),
+                         introspection_resources=[] if no_introspection else (list(introspection_resources) or None),
+                         default_audience=ctx.settings.audience)
         except store.ClientInputError as e:
             raise click.ClickException(str(e)) from None
         _print_client(c, as_json=as_json)

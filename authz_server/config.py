@@ -110,6 +110,11 @@ class Settings:
     # New registrations per minute per source address (a token bucket, burst =
     # one minute's worth; 0 = unlimited). Per process, or shared through REDIS_URL.
     registration_rate: int = 20
+    # Resources (RFC 8707 URIs) that every dynamically registered (DCR or CIMD)
+    # confidential client may get with the client_credentials grant. Empty (the
+    # default): registrations do not get that grant at all, since anyone may
+    # register (oauth.permissions).
+    registration_client_credentials_resources: tuple = ()
     # Other rate limits (DESIGN §5; policies in oauth.limits), per minute with a
     # burst of one minute's worth, 0 = unlimited; per process unless REDIS_URL is
     # set (then shared by every node, keys under rate_limit_prefix). Generous, so
@@ -220,6 +225,10 @@ class Settings:
             ),
             registration_rate=_int(env, "AUTHZ_REGISTRATION_RATE", defaults.registration_rate,
                                    "registrations per minute"),
+            registration_client_credentials_resources=tuple(
+                r.strip() for r in (get("AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES") or "").split(",")
+                if r.strip()
+            ),
             token_rate=_int(env, "AUTHZ_TOKEN_RATE", defaults.token_rate, "token requests per minute"),
             client_auth_failure_rate=_int(env, "AUTHZ_CLIENT_AUTH_FAILURE_RATE", defaults.client_auth_failure_rate,
                                           "failures per minute"),
@@ -310,6 +319,11 @@ class Settings:
                             "(comma-separated initial access tokens)")
         if any(len(t) < 16 for t in self.registration_initial_tokens):
             problems.append("each AUTHZ_REGISTRATION_INITIAL_TOKENS entry must have at least 16 characters")
+        from .oauth.resources import normalize
+
+        if any(normalize(r) is None for r in self.registration_client_credentials_resources):
+            problems.append("AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES must list absolute http(s) resource "
+                            "URIs without a fragment, comma-separated (RFC 8707 section 2)")
         if self.is_production and self.cimd_allow_loopback:
             problems.append("AUTHZ_CIMD_ALLOW_LOOPBACK is for development only: it lets a client_id URL "
                             "point at this machine (SSRF)")

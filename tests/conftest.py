@@ -170,6 +170,8 @@ def make_client(live):
 
         s = live.db.session
         try:
+            # allowed_resources=, introspection_resources= (the default audience is live.url).
+            kw.setdefault("default_audience", live.settings.audience)
             c, secret = store.create(s, name=kw.pop("name", "Test App"), client_type=client_type,
                                      redirect_uris_=list(redirect_uris), scopes=list(scopes),
                                      grant_types=list(grant_types), auth_method=auth_method, **kw)

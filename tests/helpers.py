@@ -21,6 +21,28 @@ def introspect(live, resource_server, token: str) -> dict:
     return resp.json()
 
 
+def resource_server(live, make_client, **kw):
+    """A confidential client an operator allowed to introspect access tokens for
+    the default audience (``clients create --introspect``), as resource servers are."""
+    kw.setdefault("introspection_resources", (live.settings.audience,))
+    return make_client(grant_types=("client_credentials",), redirect_uris=(), **kw)
+
+
+def refresh_token_active(live, token: str) -> bool:
+    """Whether the server would still accept a refresh token (not rotated,
+    revoked or expired, its grant and member still active). Introspection tells
+    nobody (RFC 7662 §4: it is not a resource server's business), so tests look
+    it up as the revocation endpoint does."""
+    from authz_server.oauth.endpoints import tokens_lookup
+
+    with live.app.app_context():
+        try:
+            found = tokens_lookup.find(live.server, token, "refresh_token", kinds=("refresh_token",))
+            return found is not None and found.active
+        finally:
+            live.db.session.remove()
+
+
 def audit_rows(live, event: str) -> list:
     s = live.db.session
     try:

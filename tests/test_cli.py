@@ -328,6 +328,56 @@ def test_cli_delete(run, server):
     assert _cc_token(server, cid, a["client_secret"]).status_code == 401
 
 
+# --- resources a client may ask for, resources it may introspect (issue 9) ------------------
+
+FILES = "https://files.example/mcp"
+
+
+def test_cli_resource_allow_list_for_client_credentials(run, server):
+    """Issue 9, finding 2: `clients create/update --resource URL` (repeatable) is
+    the client's allow-list; without one, client_credentials gets only the
+    default audience. `--no-resources` takes it back; an unregistered resource
+    is a clean error and nothing is stored."""
+    _ok(run("resources", "add", FILES, "--scope", "files:read"))
+    data = _create(run, "third_party", "--grant-type", "client_credentials", "--scope", "files:read",
+                   "--resource", FILES)
+    assert data["allowed_resources"] == [FILES]
+    form = {"grant_type": "client_credentials", "resource": FILES, "scope": "files:read"}
+    auth = (data["client_id"], data["client_secret"])
+    ok = requests.post(server.url + "/oauth/token", data=form, auth=auth, timeout=10)
+    assert ok.status_code == 200, ok.text
+    shown = json.loads(_ok(run("clients", "update", data["client_id"], "--no-resources", "--json")).output)
+    assert shown["allowed_resources"] == []
+    server.server.clients.invalidate()  # every node sees it within client_cache_ttl
+    refused = requests.post(server.url + "/oauth/token", data=form, auth=auth, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope", refused.text
+    refused = requests.post(server.url + "/oauth/token", data={"grant_type": "client_credentials", "resource": FILES},
+                            auth=auth, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_target", refused.text
+    before = _count(server.settings.database_url, Client)
+    _failed(run("clients", "create", "--name", "X", "--type", "third_party", "--grant-type", "client_credentials",
+                "--resource", "https://unknown.example/mcp"), "Error:", "not a registered resource")
+    _failed(run("clients", "update", data["client_id"], "--resource", "not a url"), "Error:", "absolute")
+    assert _count(server.settings.database_url, Client) == before
+    assert json.loads(_ok(run("clients", "show", data["client_id"], "--json")).output)["allowed_resources"] == []
+
+
+def test_cli_introspect_makes_a_resource_server(run, migrated):
+    """Issue 9, finding 5: `--introspect URL` lets a confidential client
+    introspect tokens for that resource (a registered one, or the default
+    audience); public clients cannot; `--no-introspection` takes it back."""
+    _ok(run("resources", "add", FILES, "--scope", "files:read"))
+    rs = json.loads(_ok(run("clients", "create", "--name", "Files API", "--type", "first_party",
+                            "--grant-type", "client_credentials", "--introspect", FILES,
+                            "--introspect", "http://127.0.0.1:5000", "--json")).output)
+    assert rs["introspection_resources"] == [FILES, "http://127.0.0.1:5000"]
+    _failed(run("clients", "create", "--name", "P", "--type", "third_party_public",
+                "--redirect-uri", "http://127.0.0.1/cb", "--introspect", FILES), "Error:", "public client")
+    updated = json.loads(_ok(run("clients", "update", rs["client_id"], "--no-introspection", "--json")).output)
+    assert updated["introspection_resources"] == []
+    assert _client(migrated, rs["client_id"]).introspection_resources == []
+
+
 # --- keys ----------------------------------------------------------------------------
 
 def test_cli_keys_list_and_rotate(run, migrated):

@@ -48,7 +48,8 @@ def test_registered_resource_becomes_the_audience(live, make_client, token_post)
     import jwt
 
     run(live, "resources", "add", "https://mcp.example.com", "--scope", "tools:read")
-    c = make_client(grant_types=("client_credentials",), redirect_uris=())
+    c = make_client(grant_types=("client_credentials",), redirect_uris=(),
+                    allowed_resources=("https://mcp.example.com",))
     r = token_post({"grant_type": "client_credentials", "scope": "tools:read",
                     "resource": "https://mcp.example.com/"}, auth=(c.client_id, c.client_secret))
     assert r.status_code == 200, r.text

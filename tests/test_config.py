@@ -221,6 +221,19 @@ def test_a14_bad_registration_settings_are_refused(env, words):
     assert words in str(e.value)
 
 
+def test_registration_client_credentials_resources_default_and_parsing():
+    """Issue 9, finding 2: registrations get no client_credentials by default;
+    AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES is a comma-separated list of
+    resource URIs, and anything else is refused at start."""
+    assert Settings.from_env(prod_env()).registration_client_credentials_resources == ()
+    s = Settings.from_env(prod_env(AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES=" https://a.example/mcp,"
+                                                                                    "https://b.example ,"))
+    assert s.registration_client_credentials_resources == ("https://a.example/mcp", "https://b.example")
+    for bad in ("a.example", "https://a.example/#f", "javascript:alert(1)"):
+        refused(lambda: Settings.from_env(prod_env(AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES=bad)),
+                "AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES")
+
+
 def test_login_providers_default_and_configurable():
     """Issue 4: one login link per enabled provider, Google and Microsoft by default."""
     assert Settings.from_env({}).login_providers == ("google", "microsoft")

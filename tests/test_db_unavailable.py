@@ -139,8 +139,11 @@ def _register_machine_client(live):
 
     s = live.db.session
     try:
+        # It introspects its own tokens (for the default audience) below.
         c, secret = store.create(s, name="Outage probe", client_type="first_party", redirect_uris_=[],
-                                 scopes=[], grant_types=["client_credentials"], auth_method=None)
+                                 scopes=[], grant_types=["client_credentials"], auth_method=None,
+                                 introspection_resources=[live.settings.audience],
+                                 default_audience=live.settings.audience)
         s.commit()
         return c.client_id, secret
     finally:

@@ -24,6 +24,7 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 from authz_server.oauth.tokens import at_hash
+from tests.helpers import refresh_token_active
 
 SCOPE = "openid profile email offline_access"
 
@@ -138,12 +139,13 @@ def _run_life_cycle(live, browser, discovery, client, introspector):
     assert body["sub"] == claims["sub"]
     assert body["iss"] == discovery["issuer"]
     assert set(body["scope"].split()) == set(SCOPE.split())
+    # Refresh tokens concern only their client, never a resource server (RFC 7662 §4).
     r = introspector.introspect_token(discovery["introspection_endpoint"], token=new["refresh_token"],
                                       token_type_hint="refresh_token")
-    assert r.json()["active"] is True
-    # The rotated-away refresh token is no longer active.
-    r = introspector.introspect_token(discovery["introspection_endpoint"], token=old["refresh_token"])
     assert r.json() == {"active": False}
+    assert refresh_token_active(live, new["refresh_token"])
+    # The rotated-away refresh token is no longer active.
+    assert not refresh_token_active(live, old["refresh_token"])
 
     # 8. Revocation by the app itself; afterwards nothing of the grant is active.
     r = app.revoke_token(discovery["revocation_endpoint"], token=new["refresh_token"], token_type_hint="refresh_token")
@@ -166,8 +168,10 @@ def _run_life_cycle(live, browser, discovery, client, introspector):
 
 def test_e2e_confidential_client_with_authlib(live, make_client, browser, discovery):
     """OAuth 2.1 §4.1 + OIDC Core §3.1 + RFC 7662 + RFC 7009, confidential client
-    (client_secret_basic): the app introspects its own tokens."""
-    client = make_client(client_type="third_party", redirect_uris=("https://app.example/cb",))
+    (client_secret_basic): the app, which an operator allowed to introspect tokens
+    for the default audience, introspects its own tokens."""
+    client = make_client(client_type="third_party", redirect_uris=("https://app.example/cb",),
+                         introspection_resources=(live.url,))
     app_as_introspector = OAuth2Session(client.client_id, client.client_secret,
                                         token_endpoint_auth_method="client_secret_basic")
     _run_life_cycle(live, browser, discovery, client, app_as_introspector)
@@ -179,7 +183,7 @@ def test_e2e_public_client_with_authlib(live, make_client, browser, discovery):
     client = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1:8765/callback",))
     assert client.client_secret is None
     rs = make_client(client_type="third_party", name="Resource server", redirect_uris=(),
-                     grant_types=("client_credentials",))
+                     grant_types=("client_credentials",), introspection_resources=(live.url,))
     resource_server = OAuth2Session(rs.client_id, rs.client_secret, token_endpoint_auth_method="client_secret_basic")
     # A public client itself may not introspect (RFC 7662 §4: no token scanning).
     public = OAuth2Session(client.client_id, token_endpoint_auth_method="none")

@@ -17,7 +17,8 @@ def test_code_flow_confidential(live, make_client, browser, token_post):
 def test_refresh_introspect_revoke_userinfo(live, make_client, tokens_for, token_post):
     import requests
 
-    c = make_client(grant_types=("authorization_code", "refresh_token", "client_credentials"))
+    c = make_client(grant_types=("authorization_code", "refresh_token", "client_credentials"),
+                    introspection_resources=(live.url,))
     t = tokens_for(c)
     auth = (c.client_id, c.client_secret)
     r = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]}, auth=auth)

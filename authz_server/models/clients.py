@@ -5,6 +5,7 @@ import enum
 import hmac
 
 from sqlalchemy import JSON, Boolean, Index, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, UTCDateTime, utcnow
@@ -43,6 +44,11 @@ class Client(Base):
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     # Scopes this client may ask for; empty means "any scope in the catalog".
     scopes: Mapped[list] = mapped_column(JSON, default=list)
+    # Set by an operator only, never by registration (oauth.permissions): the
+    # registered resources (RFC 8707 audiences, with their scopes) the client
+    # may ask for, and those whose access tokens it may introspect (RFC 7662).
+    allowed_resources: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    introspection_resources: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     grant_types: Mapped[list] = mapped_column(JSON, default=list)
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
     logo_uri: Mapped[str | None] = mapped_column(Text)
@@ -66,6 +72,10 @@ class Client(Base):
     # metadata: identical public registrations from one source share a client.
     registration_source: Mapped[str | None] = mapped_column(String(64))
     registration_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # True once an identical public registration was handed this client too
+    # (deduplication): no single registrant owns it, so RFC 7592 updates and
+    # deletion are refused (the first registrant may still read it).
+    registration_shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     # When a token was last issued to the client (refreshed at most daily, for
     # DCR clients only): `clients gc` deletes DCR clients that never got one.
     last_used_at = mapped_column(UTCDateTime)
@@ -113,5 +123,7 @@ class Client(Base):
             "registered_via": self.registered_via if self.registered_via != "admin" else None,
             "application_type": self.application_type,
             "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "allowed_resources": list(self.allowed_resources or []),
+            "introspection_resources": list(self.introspection_resources or []),
         }
         return {k: v for k, v in data.items() if v not in (None, "")}

@@ -39,6 +39,9 @@ class OAuthClient(ClientMixin):
     last_used_at: object = None
     # A CIMD client's public keys (private_key_jwt), from its document; not stored.
     jwks: object = None
+    # Operator-set permissions (oauth.permissions), canonical resource URIs.
+    allowed_resources: tuple = ()
+    introspection_resources: tuple = ()
 
     @classmethod
     def from_model(cls, m: Client) -> "OAuthClient":
@@ -60,6 +63,8 @@ class OAuthClient(ClientMixin):
             registered_via=m.registered_via or "admin",
             application_type=m.application_type,
             last_used_at=m.last_used_at,
+            allowed_resources=tuple(m.allowed_resources or ()),
+            introspection_resources=tuple(m.introspection_resources or ()),
         )
 
     @property

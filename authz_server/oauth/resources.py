@@ -36,7 +36,7 @@ def normalize(uri: str) -> str | None:
     return urlunsplit((scheme, host, path, p.query, ""))
 
 
-def _echo(value: str) -> str:
+def shown(value: str) -> str:
     """The value percent-encoded: error_description allows only printable ASCII
     without '"' and '\\' (RFC 6749 §5.2), and Authlib raises ValueError (a 500)
     for anything else."""
@@ -49,9 +49,9 @@ def validate(session, values: list[str], default_audience: str) -> list[str]:
     for v in values:
         canon = normalize(v)
         if canon is None:
-            raise InvalidTargetError(f"The resource {_echo(v)} is not an absolute URI without a fragment")
+            raise InvalidTargetError(f"The resource {shown(v)} is not an absolute URI without a fragment")
         if canon != default_audience and session.get(Resource, canon) is None:
-            raise InvalidTargetError(f"The resource {_echo(canon)} is not registered on this server")
+            raise InvalidTargetError(f"The resource {shown(canon)} is not registered on this server")
         if canon not in out:
             out.append(canon)
     return out

@@ -12,8 +12,9 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
 from ..db import utcnow
-from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken
+from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, Resource
 from ..oauth import redirect_uris
+from ..oauth import resources as resource_rules
 from ..security import digest, new_id, new_secret
 from . import audit
 
@@ -42,9 +43,30 @@ def _check(redirects, grant_types, client_type: ClientType, auth_method):
         raise ClientInputError("a confidential client authenticates with client_secret_basic or client_secret_post")
 
 
+def _resources(session, values, what: str, default_audience: str | None) -> list[str]:
+    """Canonical resource URIs for a client's permissions (oauth.permissions):
+    each a registered resource, or the default audience."""
+    out = []
+    for value in values:
+        canon = resource_rules.normalize(value or "")
+        if canon is None:
+            raise ClientInputError(f"{what} {value!r} is not an absolute http(s) URI without a fragment (RFC 8707 §2)")
+        if canon != default_audience and session.get(Resource, canon) is None:
+            raise ClientInputError(f"{what} {canon} is not a registered resource (authz-server resources add)")
+        if canon not in out:
+            out.append(canon)
+    return out
+
+
 def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_types=None, auth_method=None,
-           logo_uri=None, client_uri=None, organization_id=None, post_logout_redirect_uris=(), actor="cli"):
-    """Returns (client, secret or None)."""
+           logo_uri=None, client_uri=None, organization_id=None, post_logout_redirect_uris=(), actor="cli",
+           allowed_resources=(), introspection_resources=(), default_audience=None):
+    """Returns (client, secret or None).
+
+    ``allowed_resources``: the resources the client may ask for (none by default:
+    with client_credentials it then gets only the default audience).
+    ``introspection_resources``: the resources (or ``default_audience``) whose
+    access tokens it may introspect (none by default: it may not introspect)."""
     try:
         ctype = ClientType(client_type)
     except ValueError:
@@ -59,6 +81,10 @@ def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_ty
         why = redirect_uris.validate_registration(uri)
         if why:
             raise ClientInputError(f"post-logout redirect URI {uri!r} {why}")
+    allowed = _resources(session, allowed_resources, "resource", default_audience)
+    introspects = _resources(session, introspection_resources, "introspection resource", default_audience)
+    if introspects and ctype.is_public:
+        raise ClientInputError("a public client cannot introspect (RFC 7662 section 4: it cannot authenticate)")
     secret = None if ctype.is_public else new_secret(32)
     client = Client(
         client_id=new_id("client-", 16),
@@ -73,6 +99,8 @@ def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_ty
         logo_uri=logo_uri,
         client_uri=client_uri,
         organization_id=organization_id,
+        allowed_resources=allowed,
+        introspection_resources=introspects,
     )
     session.add(client)
     audit.record(session, "client_created", client_id=client.client_id, actor=actor, client_type=ctype.value)
@@ -87,11 +115,19 @@ def all_clients(session) -> list[Client]:
     return list(session.scalars(select(Client).order_by(Client.created_at)).all())
 
 
-def update(session, client: Client, *, actor="cli", **changes) -> Client:
+def update(session, client: Client, *, actor="cli", default_audience=None, **changes) -> Client:
+    """Change the given fields (None: unchanged; an empty list empties a list)."""
     fields = {k: v for k, v in changes.items() if v is not None}
     redirects = fields.get("redirect_uris", client.redirect_uris)
     grant_types = fields.get("grant_types", client.grant_types)
     _check(list(redirects), list(grant_types), client.type, client.token_endpoint_auth_method)
+    if "allowed_resources" in fields:
+        fields["allowed_resources"] = _resources(session, fields["allowed_resources"], "resource", default_audience)
+    if "introspection_resources" in fields:
+        fields["introspection_resources"] = _resources(session, fields["introspection_resources"],
+                                                       "introspection resource", default_audience)
+        if fields["introspection_resources"] and client.is_public:
+            raise ClientInputError("a public client cannot introspect (RFC 7662 section 4: it cannot authenticate)")
     for k, v in fields.items():
         setattr(client, k, list(v) if isinstance(v, tuple) else v)
     if "name" in fields and (not client.name or len(client.name) > 200):
@@ -181,17 +217,30 @@ def find_duplicate(session, source: str, fingerprint: str) -> Client | None:
     ).first()
 
 
-def share_duplicate(session, client: Client) -> None:
-    """Hand an existing public client to an identical registration.
+def share_duplicate(session, client: Client, fingerprint: str) -> bool:
+    """Hand an existing public client to an identical registration; False when
+    it is no longer that registration (then register a new client).
 
-    A shared client belongs to no single registrant, so nobody may manage it any
-    more: its registration access token is revoked (otherwise whoever registered
-    first could later add a redirect URI to a client others already consented
-    to). Its garbage-collection clock restarts (updated_at)."""
-    client.registration_access_token_hash = None
-    client.updated_at = utcnow()
-    audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
-                 client_type=client.client_type, deduplicated=True)
+    One UPDATE, which re-checks that the client still has the same metadata and
+    is enabled: an RFC 7592 update clears the fingerprint in its own guarded
+    UPDATE (``update_dynamic``), so whichever commits first wins on Postgres'
+    row lock and the other sees it. A shared client belongs to no single
+    registrant: it is marked shared, and RFC 7592 updates and deletion are
+    refused from then on (whoever registered first could otherwise add a
+    redirect URI to a client others already consented to, or delete it under
+    them). The first registrant's registration access token keeps working for
+    reading it (RFC 7592 §2.1). The garbage-collection clock restarts (updated_at)."""
+    shared = session.execute(
+        sql_update(Client)
+        .where(Client.client_id == client.client_id, Client.registration_fingerprint == fingerprint,
+               Client.disabled_at.is_(None))
+        .values(registration_shared=True, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if shared:
+        audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
+                     client_type=client.client_type, deduplicated=True)
+    return bool(shared)
 
 
 def verify_registration_token(client: Client | None, token: str | None) -> bool:
@@ -209,15 +258,40 @@ def reissue_registration_token(client: Client) -> str:
     return token
 
 
-def update_dynamic(session, client: Client, meta) -> Client:
-    """RFC 7592 §2.2: replace the metadata. The client is then no longer an
-    anonymous registration that an identical one could share."""
+def update_dynamic(session, client: Client, meta) -> bool:
+    """RFC 7592 §2.2: replace the metadata; False (nothing changed) when the
+    client is shared (``share_duplicate``). The client is then no longer an
+    anonymous registration that an identical one could share: one guarded
+    UPDATE clears its fingerprint first, and holds the row until commit."""
+    claimed = session.execute(
+        sql_update(Client)
+        .where(Client.client_id == client.client_id, Client.registration_shared.is_(False))
+        .values(registration_fingerprint=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return False
     _apply(client, meta)
     client.client_type = (ClientType.THIRD_PARTY_PUBLIC if meta.is_public else ClientType.THIRD_PARTY).value
     client.registration_fingerprint = None
     client.updated_at = utcnow()
     audit.record(session, "client_updated", client_id=client.client_id, actor="dcr", fields=["metadata"])
-    return client
+    return True
+
+
+def delete_dynamic(session, client: Client) -> bool:
+    """RFC 7592 §2.3: delete the client, with its grants, refresh tokens, codes
+    and consents (ON DELETE CASCADE), in one DELETE that refuses a shared client
+    (False: nothing deleted)."""
+    client_id = client.client_id
+    deleted = session.execute(
+        sql_delete(Client).where(Client.client_id == client_id, Client.registration_shared.is_(False))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if deleted:
+        session.expunge(client)
+        audit.record(session, "client_deleted", client_id=client_id, actor="dcr")
+    return bool(deleted)
 
 
 def mark_used(session, client) -> bool:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..oauth import claims as claim_rules, scopes as scope_rules
+from ..oauth import claims as claim_rules, scopes as scope_rules, token_status
 from ..oauth.requests import normalize, shown
-from ..storage import grants as grant_store
 
 bp = Blueprint("endpoints", __name__)
 
@@ -94,7 +93,9 @@ def _bearer_error(error, description, status):
 def userinfo():
     """OIDC Core §5.3. Written by hand: it reads our JWT access tokens, and only
     from the Authorization header (RFC 6750 §2.3 query tokens are refused,
-    OAuth 2.1 §5.1; a form-body token is refused too, by our policy)."""
+    OAuth 2.1 §5.1; a form-body token is refused too, by our policy). A token
+    is accepted exactly when introspection would call it active
+    (oauth.token_status)."""
     server = _server()
     if "access_token" in request.args or "access_token" in request.form:
         return _bearer_error("invalid_request", "Send the access token in the Authorization header", 400)
@@ -104,14 +105,11 @@ def userinfo():
         resp = _json_error("invalid_token", "An access token is required", 401,
                            {"WWW-Authenticate": 'Bearer realm="userinfo"'})
         return resp
-    claims = server.minter.decode(value.strip())
-    session = server.db.session
-    if (
-        claims is None
-        or grant_store.access_token_revoked(session, claims.get("jti", ""))
-        or (claims.get("gid") and not grant_store.is_active(session, claims["gid"]))
-    ):
+    # The same decision as introspection (a member removed in Stytch included).
+    claims = token_status.active_access_token(server, value.strip())
+    if claims is None:
         return _bearer_error("invalid_token", "The access token is invalid, expired or revoked", 401)
+    session = server.db.session
     scopes = scope_rules.split(claims.get("scope"))
     if "openid" not in scopes or not claims.get("gid"):
         return _bearer_error("insufficient_scope", "The access token lacks the openid scope", 403)

@@ -11,7 +11,9 @@ out). The metadata rules live in ``oauth.registration.dcr``, storage in
 Identical public registrations from one source share one client, and only
 registrations that create a client spend the source's rate-limit budget, so a
 host that registers again on every connection from shared egress (Claude.ai,
-C-14/C-15) neither grows the table nor runs into 429.
+C-14/C-15) neither grows the table nor runs into 429. The first registrant
+keeps its registration access token and may read the shared client, but no
+registrant may update or delete it any more (403, RFC 7592 §2.2, §2.3).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..oauth import scopes as scope_rules
+from ..oauth import permissions, scopes as scope_rules
 from ..oauth.registration import dcr
 from ..oauth.registration.dcr import RegistrationError
 from ..security import digest
@@ -119,12 +121,12 @@ def register():
             return _token_error("A valid initial access token is required to register", token is not None)
     body = _body()
     session = server.db.session
-    meta = dcr.read(body, scope_rules.catalog(session))
+    meta = dcr.read(body, scope_rules.catalog(session),
+                    client_credentials=permissions.registration_allows_client_credentials(settings))
     source = _source()
     if meta.is_public:
         existing = client_store.find_duplicate(session, source, meta.fingerprint())
-        if existing is not None:
-            client_store.share_duplicate(session, existing)
+        if existing is not None and client_store.share_duplicate(session, existing, meta.fingerprint()):
             session.commit()
             return _answer(dcr.client_information(existing, settings.issuer), 201)
     wait = server.registration_limiter.spend(source)
@@ -136,6 +138,14 @@ def register():
     session.commit()
     return _answer(dcr.client_information(client, settings.issuer, client_secret=secret,
                                           registration_access_token=token), 201)
+
+
+def _shared(action: str) -> RegistrationError:
+    # RFC 7592 §2.2 / §2.3: a client not allowed to update (delete) itself gets 403.
+    return RegistrationError(
+        "invalid_client_metadata",
+        f"This client is shared by identical registrations from the same source, so no registrant may {action} it; "
+        "register a new client instead (RFC 7592 section 2)", 403)
 
 
 def _managed_client(client_id: str):
@@ -167,12 +177,17 @@ def configure(client_id):
         token = client_store.reissue_registration_token(client)
         session.commit()
         return _answer(dcr.client_information(client, issuer, registration_access_token=token), 200)
+    if client.registration_shared:
+        # Checked again in the guarded statements below (a registration sharing
+        # the client may be committing right now).
+        raise _shared("delete" if request.method == "DELETE" else "update")
     if request.method == "DELETE":
         # RFC 7592 §2.3: the client, its grants, refresh tokens, codes and consents
         # go (ON DELETE CASCADE); its access tokens stop introspecting as active.
-        client_store.delete(session, client, actor="dcr")
+        if not client_store.delete_dynamic(session, client):
+            raise _shared("delete")
         session.commit()
-        server.clients.invalidate(client.client_id)
+        server.clients.invalidate(client_id)
         return _no_store(current_app.response_class(status=204))
     # PUT, RFC 7592 §2.2: the body replaces the metadata; omitted members take their defaults.
     body = _body()
@@ -187,8 +202,10 @@ def configure(client_id):
                                         and client.verify_secret(body["client_secret"])):
         raise RegistrationError("invalid_client_metadata",
                                 "client_secret does not match the issued secret (RFC 7592 section 2.2)")
-    meta = dcr.read(body, scope_rules.catalog(session), current_auth_method=client.token_endpoint_auth_method)
-    client_store.update_dynamic(session, client, meta)
+    meta = dcr.read(body, scope_rules.catalog(session), current_auth_method=client.token_endpoint_auth_method,
+                    client_credentials=permissions.registration_allows_client_credentials(server.settings))
+    if not client_store.update_dynamic(session, client, meta):
+        raise _shared("update")
     token = client_store.reissue_registration_token(client)
     session.commit()
     server.clients.invalidate(client.client_id)

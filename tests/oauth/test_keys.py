@@ -116,7 +116,7 @@ def test_a26_121_rotation_drill(live, make_client, tokens_for, restore_key_cache
     """OIDC Core §10.1.1: after rotation new tokens carry the new kid (the key
     published before), old tokens still verify against the JWKS and at the server,
     and a fresh next key is published."""
-    c = make_client()
+    c = make_client(introspection_resources=(live.url,))  # it introspects below
     old_active = _by_state(live, "active")
     old_next = _by_state(live, "next")
     published_before = _kids(live)

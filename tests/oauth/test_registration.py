@@ -81,6 +81,20 @@ def mcp(live):
     return live
 
 
+def offer_client_credentials(live, monkeypatch, resources=(MCP,)):
+    """Set the registration policy AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES
+    of the running server (restored after the test)."""
+    monkeypatch.setattr(live.server, "settings",
+                        live.server.settings.with_overrides(registration_client_credentials_resources=tuple(resources)))
+
+
+@pytest.fixture
+def mcp_cc(mcp, monkeypatch):
+    """``mcp`` whose registration policy offers client_credentials for MCP."""
+    offer_client_credentials(mcp, monkeypatch)
+    return mcp
+
+
 def register(live, body=None, *, raw=None, content_type="application/json", token=None):
     headers = {"Content-Type": content_type}
     if token:
@@ -285,9 +299,11 @@ def test_b6_dynamic_client_may_step_up_beyond_its_registered_scope(mcp, browser,
     assert "mcp:write" in page.text
 
 
-def test_a14_75_confidential_client_credentials_registration_works_at_token(mcp, token_post):
-    """A confidential registration for client_credentials needs no redirect URI;
-    its secret works at /oauth/token (RFC 6749 §4.4)."""
+def test_a14_75_confidential_client_credentials_registration_works_at_token(mcp_cc, token_post):
+    """Where the registration policy offers it, a confidential registration for
+    client_credentials needs no redirect URI; its secret works at /oauth/token
+    (RFC 6749 §4.4)."""
+    mcp = mcp_cc
     info = created(register(mcp, {"client_name": "Nightly agent", "grant_types": ["client_credentials"],
                                   "token_endpoint_auth_method": "client_secret_basic", "scope": "mcp:read"}))
     assert info["grant_types"] == ["client_credentials"]
@@ -354,6 +370,53 @@ def test_a14_74_public_client_cannot_keep_client_credentials(mcp):
             "invalid_client_metadata")
     refused(register(mcp, {**CLAUDE, "grant_types": ["implicit"]}), "invalid_client_metadata")
     assert counts(mcp) == before
+
+
+def test_open_registration_does_not_reach_client_credentials_for_any_resource(mcp, token_post):
+    """Issue 9, finding 2: by default an anonymous registration gets no
+    client_credentials grant (anyone may register, and nobody consents to a
+    client acting as itself): the grant is trimmed from the effective metadata
+    echoed back (RFC 7591 §3.2.1), a registration asking for nothing else is
+    refused, and no token for a resource is issued."""
+    info = created(register(mcp, {"client_name": "Agent", "redirect_uris": ["https://agent.example/cb"],
+                                  "grant_types": ["authorization_code", "client_credentials"]}))
+    assert info["grant_types"] == ["authorization_code"] and info["client_secret"]
+    resp = token_post({"grant_type": "client_credentials", "scope": "mcp:read", "resource": MCP},
+                      auth=(info["client_id"], info["client_secret"]))
+    assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client", resp.text
+    before = counts(mcp)
+    body = refused(register(mcp, {"client_name": "Nightly agent", "grant_types": ["client_credentials"],
+                                  "scope": "mcp:read"}), "invalid_client_metadata")
+    assert "client_credentials" in body["error_description"]
+    assert counts(mcp) == before
+
+
+def test_registration_policy_offers_client_credentials_for_its_resources_only(mcp, token_post, monkeypatch):
+    """Issue 9, finding 2: AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES lets
+    registrations keep client_credentials, for the listed resources (and their
+    scopes) only: another resource is invalid_target (RFC 8707 §2), its scopes
+    invalid_scope. Emptying the policy takes the grant back from clients that
+    registered while it was offered."""
+    other = "https://other.example/api"
+    s = mcp.db.session
+    try:
+        s.add(Resource(identifier=other, name="Other API", scopes=["other:admin"]))
+        s.commit()
+    finally:
+        s.remove()
+    offer_client_credentials(mcp, monkeypatch, [MCP])
+    info = created(register(mcp, {"client_name": "Agent", "grant_types": ["client_credentials"]}))
+    assert info["grant_types"] == ["client_credentials"]
+    auth = (info["client_id"], info["client_secret"])
+    ok = token_post({"grant_type": "client_credentials", "scope": "mcp:read", "resource": MCP}, auth=auth)
+    assert ok.status_code == 200, ok.text
+    for data, error in (({"resource": other}, "invalid_target"), ({"scope": "other:admin"}, "invalid_scope"),
+                        ({"scope": "other:admin", "resource": MCP}, "invalid_scope")):
+        resp = token_post({"grant_type": "client_credentials", **data}, auth=auth)
+        assert resp.status_code == 400 and resp.json()["error"] == error, (data, resp.text)
+    offer_client_credentials(mcp, monkeypatch, [])
+    resp = token_post({"grant_type": "client_credentials", "resource": MCP}, auth=auth)
+    assert resp.status_code == 400 and resp.json()["error"] == "unauthorized_client", resp.text
 
 
 @pytest.mark.parametrize("sent, uris, expected", [
@@ -478,9 +541,9 @@ def test_c14_body_size_cap_is_a_json_413(mcp):
 
 def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp):
     """Dedup: the same public metadata from the same address gets the same
-    client_id back (one row). The shared client can no longer be managed: the
-    second answer carries no registration access token and the first one stops
-    working (whoever registered first cannot rewrite a client others use)."""
+    client_id back (one row). The second answer carries no registration access
+    token; the first one keeps working for reading the client (see
+    test_deduplicated_registration_keeps_the_first_token_and_refuses_updates)."""
     first = created(register(mcp, CLAUDE))
     second = created(register(mcp, CLAUDE))
     assert second["client_id"] == first["client_id"]
@@ -488,7 +551,6 @@ def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp
     assert "registration_access_token" not in second and "registration_client_uri" not in second
     assert {k: v for k, v in second.items()} == {k: v for k, v in first.items()
                                                  if k not in ("registration_access_token", "registration_client_uri")}
-    refused(manage(mcp, "GET", first["client_id"], first["registration_access_token"]), "invalid_token", 401)
     s = mcp.db.session
     try:
         assert s.scalar(select(func.count()).select_from(Client)) == 1
@@ -504,6 +566,43 @@ def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp
     a = created(register(mcp, TS_SDK_1X))
     b = created(register(mcp, TS_SDK_1X))
     assert a["client_id"] != b["client_id"] and a["client_secret"] != b["client_secret"]
+
+
+def test_deduplicated_registration_keeps_the_first_token_and_refuses_updates(mcp):
+    """Issue 9, finding 12: a deduplicated registration no longer revokes the
+    first registrant's registration access token: it still reads the client
+    (RFC 7592 §2.1). But the client is now shared, so nobody may rewrite or
+    delete it under the others: PUT and DELETE get 403 invalid_client_metadata
+    saying so (RFC 7592 §2.2, §2.3), and the client stays as it was."""
+    first = created(register(mcp, CLAUDE))
+    created(register(mcp, CLAUDE))  # an identical registration: the same client, shared
+    read = manage(mcp, "GET", first["client_id"], first["registration_access_token"])
+    assert read.status_code == 200, read.text
+    token = read.json()["registration_access_token"]
+    assert read.json()["redirect_uris"] == CLAUDE["redirect_uris"]
+
+    evil = {**CLAUDE, "client_id": first["client_id"], "redirect_uris": ["https://evil.example/cb"]}
+    before = counts(mcp)
+    for method, body in (("PUT", evil), ("DELETE", None)):
+        body = refused(manage(mcp, method, first["client_id"], token, body), "invalid_client_metadata", 403)
+        assert "shared" in body["error_description"]
+    assert counts(mcp) == before
+    stored = row(mcp, first["client_id"])
+    assert stored.redirect_uris == CLAUDE["redirect_uris"] and stored.registration_shared
+    assert manage(mcp, "GET", first["client_id"], token).status_code == 200
+
+
+def test_c14_update_before_a_duplicate_unshares_it(mcp):
+    """A client its registrant updated is no longer an anonymous registration:
+    an identical registration afterwards gets a client of its own, and the
+    updated one stays manageable."""
+    first = created(register(mcp, CLAUDE))
+    upd = manage(mcp, "PUT", first["client_id"], first["registration_access_token"],
+                 {**CLAUDE, "client_id": first["client_id"]})
+    assert upd.status_code == 200, upd.text
+    again = created(register(mcp, CLAUDE))
+    assert again["client_id"] != first["client_id"]
+    assert manage(mcp, "DELETE", first["client_id"], upd.json()["registration_access_token"]).status_code == 204
 
 
 def test_c14_trimmed_duplicates_are_identical_too(mcp):
@@ -543,11 +642,12 @@ def _gc(live, *args, **env_overrides):
     return res.output
 
 
-def test_c14_gc_removes_only_never_used_old_dynamic_clients(mcp, make_client, token_post):
+def test_c14_gc_removes_only_never_used_old_dynamic_clients(mcp_cc, make_client, token_post):
     """A.14 item 77 / C-14: `authz-server clients gc` deletes dynamically
     registered clients that never got a token once AUTHZ_DCR_CLIENT_TTL_DAYS (7)
     have passed; used DCR clients, admin clients and recent registrations stay.
     --dry-run deletes nothing."""
+    mcp = mcp_cc
     unused = created(register(mcp, CLAUDE))
     used = created(register(mcp, {"client_name": "Agent", "grant_types": ["client_credentials"]}))
     assert token_post({"grant_type": "client_credentials"},
@@ -874,9 +974,10 @@ def test_a15_80_bad_updates_refused_and_nothing_changes(mcp, change, error):
     assert manage(mcp, "GET", info["client_id"], info["registration_access_token"]).status_code == 200
 
 
-def test_a15_80_update_may_switch_secret_methods_and_keeps_the_secret(mcp, token_post):
+def test_a15_80_update_may_switch_secret_methods_and_keeps_the_secret(mcp_cc, token_post):
     """A matching client_secret is accepted; basic ↔ post is allowed and the
     same secret keeps working with the new method."""
+    mcp = mcp_cc
     info = created(register(mcp, {"client_name": "Agent", "grant_types": ["client_credentials"]}))
     body = {"client_id": info["client_id"], "client_secret": info["client_secret"], "client_name": "Agent",
             "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}
@@ -895,7 +996,7 @@ def test_a15_80_delete_removes_the_client_and_revokes_its_grants(mcp, browser, t
     info = created(register(mcp, INSPECTOR))
     resp, _ = run_code_flow(browser, token_post, info, auth="none", scope="mcp:read")
     tokens = resp.json()
-    rs = make_client(redirect_uris=(), grant_types=("client_credentials",))
+    rs = make_client(redirect_uris=(), grant_types=("client_credentials",), introspection_resources=(mcp.url,))
 
     def introspect():
         return requests.post(mcp.url + "/oauth/introspect", data={"token": tokens["access_token"]},

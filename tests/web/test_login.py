@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 
 from authz_server.models import AuditEvent, AuthorizationCode, Consent, Grant, PendingAuthorization
 from tests.conftest import CSRF, PENDING, ORG_BUTTON, PROVIDER_LINK, Browser, auth_params, pkce_pair
-from tests.helpers import closed_port, jwt_claims
+from tests.helpers import closed_port, jwt_claims, refresh_token_active
 
 ALICE = "alice@acme.test"
 BOB = "bob@acme.test"
@@ -692,7 +692,8 @@ def test_member_removed_in_stytch_cannot_refresh(live, make_server_with, make_cl
     introspection reports the member's tokens inactive."""
     srv = make_server_with(member_check_seconds=0)
     c = make_client()
-    rs = make_client(grant_types=("client_credentials",), redirect_uris=())
+    rs = make_client(grant_types=("client_credentials",), redirect_uris=(), default_audience=srv.url,
+                     introspection_resources=(srv.url,))
     email = jit_email()
     b = Browser(srv, email)
     v, ch = pkce_pair()
@@ -713,12 +714,12 @@ def test_member_removed_in_stytch_cannot_refresh(live, make_server_with, make_cl
     ok = refresh(tokens["refresh_token"])
     assert ok.status_code == 200, ok.text
     tokens = ok.json()
-    assert active(tokens["access_token"]) and active(tokens["refresh_token"])
+    assert active(tokens["access_token"]) and refresh_token_active(srv, tokens["refresh_token"])
 
     stytch_client(live).organizations.members.delete(organization_id=m["organization_id"], member_id=m["member_id"])
 
     assert active(tokens["access_token"]) is False
-    assert active(tokens["refresh_token"]) is False
+    assert refresh_token_active(srv, tokens["refresh_token"]) is False
     resp = refresh(tokens["refresh_token"])
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant", resp.text
     revoked = audit_events(srv, "grant_revoked")

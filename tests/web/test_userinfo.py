@@ -182,3 +182,44 @@ def test_a23_111_token_of_another_issuer_is_invalid(live, make_server_with, make
                       auth=(c.client_id, c.client_secret), timeout=10).json()
     assert _userinfo(other, t["access_token"]).status_code == 200
     _bearer_error(_userinfo(live, t["access_token"]), 401, "invalid_token")
+
+
+# --- one decision about access tokens (issue 9, finding 15) --------------------------
+
+
+def test_userinfo_refuses_the_token_of_a_member_removed_in_stytch(live, make_server_with, make_client):
+    """Issue 9, finding 15: once Stytch deletes the member, userinfo answers 401
+    invalid_token for their still unexpired access token, as introspection
+    already says inactive: one function decides whether an access token is
+    active (signature, expiry, revocation, grant, member still in Stytch)."""
+    import secrets
+    import warnings
+
+    import stytch
+
+    from tests.helpers import introspect, resource_server
+
+    srv = make_server_with(member_check_seconds=0)
+    c = make_client()
+    rs = resource_server(live, make_client, default_audience=srv.url, introspection_resources=(srv.url,))
+    email = f"jit-{secrets.token_hex(4)}@globex.test"  # a new member: never delete the seeded ones
+    verifier, challenge = pkce_pair()
+    got = redirect_params(Browser(srv, email).authorize(auth_params(c, challenge, scope="openid email")))
+    resp = requests.post(srv.url + "/oauth/token", data={
+        "grant_type": "authorization_code", "code": got["code"], "redirect_uri": c.redirect_uri,
+        "code_verifier": verifier}, auth=(c.client_id, c.client_secret), timeout=10)
+    assert resp.status_code == 200, resp.text
+    at = resp.json()["access_token"]
+    assert _userinfo(srv, at).status_code == 200
+    assert introspect(srv, rs, at)["active"] is True
+
+    state = requests.get(srv.stytch_url + "/emulator/state", timeout=10).json()
+    member = next(m for m in state["members"] if m["email_address"] == email)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        admin = stytch.B2BClient(srv.settings.stytch_project_id, srv.settings.stytch_secret,
+                                 environment=srv.stytch_url, suppress_warnings=True)
+    admin.organizations.members.delete(organization_id=member["organization_id"], member_id=member["member_id"])
+
+    assert introspect(srv, rs, at) == {"active": False}
+    _bearer_error(_userinfo(srv, at), 401, "invalid_token")

@@ -9,7 +9,7 @@ from authlib.oauth2.rfc6749 import InvalidScopeError, UnauthorizedClientError
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthorizationEndpoint
 
 from ...storage import audit, device as device_store
-from .. import resources, scopes as scope_rules
+from .. import permissions, resources, scopes as scope_rules
 from ..grants.authorization_code import AUTH_METHODS
 from ..grants.device_code import DEVICE_CODE_GRANT_TYPE
 
@@ -35,6 +35,11 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
             raise InvalidScopeError("The requested scope is unknown or not allowed for this client")
         scopes = scope_rules.granted(client, scopes)
         resource = resources.validate(session, request.payload.datalist.get("resource", []), settings.audience)
+        # A client an operator limited to some resources (oauth.permissions).
+        allowed = permissions.member_grant_resources(client)
+        if allowed is not None:
+            permissions.check_scopes(session, allowed, scopes)
+            permissions.check_audience(allowed, resource, settings.audience)
         device_code, user_code, ttl = device_store.start(
             session, client_id=client.client_id, scope=scope_rules.join(scopes), resource=resource,
             ttl=settings.device_code_ttl, interval=settings.device_poll_interval,

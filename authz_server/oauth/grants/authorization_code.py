@@ -17,7 +17,7 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _Authorizati
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 
 from ...storage import audit, codes, grants as grant_store
-from .. import issuance, resources, scopes as scope_rules
+from .. import issuance, permissions, resources, scopes as scope_rules
 
 # private_key_jwt: RFC 7523 §2.2, for CIMD clients that publish keys (A.2 item 11).
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
@@ -83,6 +83,11 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         request.resources = resources.validate(
             session, request.payload.datalist.get("resource", []), server.settings.audience
         )
+        # A client an operator limited to some resources (oauth.permissions).
+        allowed = permissions.member_grant_resources(request.client)
+        if allowed is not None:
+            permissions.check_scopes(session, allowed, scopes)
+            permissions.check_audience(allowed, request.resources, server.settings.audience)
         nonce = data.get("nonce")
         if nonce and (len(nonce) > 512 or codes.nonce_used(session, request.client.client_id, nonce)):
             raise InvalidRequestError("The 'nonce' was already used or is too long")

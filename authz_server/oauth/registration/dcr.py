@@ -26,11 +26,14 @@ The policy, with its defaults (spec-checklist A.14, C-2, C-7, C-9, C-10, C-13, C
   always echoed so it authenticates as registered (C-10). Any other method
   (``private_key_jwt`` …) is replaced by ``client_secret_basic``.
 - ``grant_types``: trimmed to authorization_code, refresh_token, the device
-  code grant (RFC 8628, for CLI agents) and, for confidential clients,
-  client_credentials; refresh_token only next to authorization_code or the
-  device grant. Omitted means authorization_code + refresh_token (RFC 7591
-  says authorization_code alone, which would log MCP users out every hour, C-7a;
-  the effective list is echoed). Nothing left: refused.
+  code grant (RFC 8628, for CLI agents) and, for confidential clients when the
+  registration policy allows it (``AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES``
+  not empty, see ``oauth.permissions``), client_credentials: anyone may register,
+  and a client acting as itself is consented to by nobody. refresh_token only
+  next to authorization_code or the device grant. Omitted means
+  authorization_code + refresh_token (RFC 7591 says authorization_code alone,
+  which would log MCP users out every hour, C-7a; the effective list is
+  echoed). Nothing left: refused.
 - ``response_types``: ``["code"]`` exactly when authorization_code is granted.
 - ``scope``: trimmed to the scope catalog. For a dynamic client it is the scope
   of a request that names none, not a limit (B.6: step-up asks for more later).
@@ -206,10 +209,12 @@ class Metadata:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def read(body: dict, catalog, *, current_auth_method: str | None = None) -> Metadata:
+def read(body: dict, catalog, *, current_auth_method: str | None = None,
+         client_credentials: bool = False) -> Metadata:
     """The effective metadata of a registration (or, with ``current_auth_method``,
     of an RFC 7592 update, which keeps the client's method when the body omits
-    it and may switch only between the two secret-based ones)."""
+    it and may switch only between the two secret-based ones).
+    ``client_credentials``: whether the registration policy offers that grant."""
     redirects = _uri_list(body, "redirect_uris", "redirect URI", "invalid_redirect_uri")
     post_logout = _uri_list(body, "post_logout_redirect_uris", "post-logout redirect URI", "invalid_client_metadata")
 
@@ -221,13 +226,16 @@ def read(body: dict, catalog, *, current_auth_method: str | None = None) -> Meta
 
     requested = _text_list(body, "grant_types")
     grants = [g for g in (DEFAULT_GRANT_TYPES if requested is None else requested) if g in GRANT_TYPES]
-    if method == "none":
+    if method == "none" or not client_credentials:
+        # RFC 7591 §3.2.1: an unsupported value is replaced, and the answer says so.
         grants = [g for g in grants if g != "client_credentials"]
     if "authorization_code" not in grants and DEVICE_CODE not in grants:
         grants = [g for g in grants if g != "refresh_token"]
     if not grants:
-        raise _bad("None of the requested grant_types is supported: use authorization_code (and refresh_token), "
-                   f"{DEVICE_CODE}, or client_credentials for a confidential client")
+        also = ", or client_credentials for a confidential client" if client_credentials else \
+            " (client_credentials is not offered to registered clients here)"
+        raise _bad(f"None of the requested grant_types is supported: use authorization_code (and refresh_token) "
+                   f"or {DEVICE_CODE}{also}")
     if "authorization_code" in grants and not redirects:
         raise RegistrationError("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
     _text_list(body, "response_types")  # checked for shape only; derived from grant_types

@@ -139,3 +139,24 @@ def test_expired_rows_are_removed_in_passing(live, make_client):
     with frozen(live, 601):
         device_start(live, cli)
     assert _rows(live) == 1
+
+
+def test_client_with_a_resource_allow_list_is_limited_at_device_authorization(live, make_client):
+    """Issue 9, finding 2: a device client an operator limited to some resources
+    may name only those (invalid_target, RFC 8707 §2) and ask only for their
+    scopes (invalid_scope); nothing is stored for a refused request."""
+    from authz_server.models import Resource
+
+    files, mail = "https://files.example/mcp", "https://mail.example/mcp"
+    s = live.db.session
+    try:
+        s.add_all([Resource(identifier=files, name="Files", scopes=["files:read"]),
+                   Resource(identifier=mail, name="Mail", scopes=["mail:send"])])
+        s.commit()
+    finally:
+        s.remove()
+    cli = _cli(make_client, allowed_resources=(files,))
+    _error(device_start(live, cli, resource=mail), "invalid_target")
+    _error(device_start(live, cli, scope="openid mail:send"), "invalid_scope")
+    assert _rows(live) == 0
+    assert device_start(live, cli, scope="openid files:read", resource=files).status_code == 200

@@ -1,5 +1,6 @@
 """RFC 7662 token introspection at /oauth/introspect (spec-checklist A.12 items
-66-67; item 68, a per-resource-server answer, is not built: see the report)."""
+66-68): only resource servers an operator allowed, only about access tokens for
+their resources."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,6 +8,8 @@ from contextlib import contextmanager
 
 import requests
 import time_machine
+
+from tests.helpers import refresh_token_active
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
@@ -31,7 +34,9 @@ def _body(resp):
     return resp.json()
 
 
-def _rs(make_client, **kw):
+def _rs(live, make_client, **kw):
+    """A resource server allowed to introspect tokens for the default audience."""
+    kw.setdefault("introspection_resources", (live.url,))
     return make_client(grant_types=("client_credentials",), redirect_uris=(), **kw)
 
 
@@ -81,7 +86,7 @@ def test_a12_66_public_clients_may_not_introspect(live, make_client, tokens_for)
 
 def test_a12_66_client_secret_post_caller(live, make_client, tokens_for):
     """A resource server registered for client_secret_post authenticates with it."""
-    rs = _rs(make_client, auth_method="client_secret_post")
+    rs = _rs(live, make_client, auth_method="client_secret_post")
     c = make_client()
     t = tokens_for(c)
     assert _body(_introspect(live, rs, t["access_token"], auth="post"))["active"] is True
@@ -89,7 +94,7 @@ def test_a12_66_client_secret_post_caller(live, make_client, tokens_for):
 
 def test_a12_66_token_parameter_required(live, make_client):
     """RFC 7662 §2.1: ``token`` is REQUIRED: invalid_request without it."""
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     resp = requests.post(live.url + "/oauth/introspect", data={"token_type_hint": "access_token"},
                          auth=(rs.client_id, rs.client_secret), timeout=10)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
@@ -102,7 +107,7 @@ def test_a12_67_active_access_token(live, make_client, tokens_for):
     """RFC 7662 §2.2: an active access token answers active plus scope, client_id,
     sub, aud, iss, exp, iat, token_type (and jti); no null member."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     t = tokens_for(c, scope="openid profile")
     info = _body(_introspect(live, rs, t["access_token"]))
     assert info["active"] is True
@@ -119,20 +124,17 @@ def test_a12_67_active_access_token(live, make_client, tokens_for):
     assert None not in info.values()
 
 
-def test_a12_67_active_refresh_token(live, make_client, tokens_for):
-    """An active refresh token answers active with its scope, client_id, sub,
-    iss, exp, iat and token_type refresh_token."""
-    c = make_client()
-    rs = _rs(make_client)
+def test_a12_67_refresh_tokens_are_never_active_for_a_resource_server(live, make_client, tokens_for):
+    """RFC 7662 §4: a refresh token concerns only the client it was issued to,
+    never a resource server: introspection answers exactly {"active": false}
+    for a live one, with or without the hint, also to the client itself."""
+    c = make_client(introspection_resources=(live.url,))
+    rs = _rs(live, make_client)
     t = tokens_for(c, scope="openid email")
-    info = _body(_introspect(live, rs, t["refresh_token"], hint="refresh_token"))
-    assert info["active"] is True
-    assert info["token_type"] == "refresh_token"
-    assert info["scope"] == "openid email"
-    assert info["client_id"] == c.client_id
-    assert info["iss"] == live.url
-    assert info["exp"] > info["iat"]
-    assert None not in info.values()
+    assert refresh_token_active(live, t["refresh_token"])
+    for caller in (rs, c):
+        for hint in (None, "refresh_token", "access_token"):
+            assert _body(_introspect(live, caller, t["refresh_token"], hint=hint)) == {"active": False}
 
 
 def test_a12_67_sub_matches_access_token_and_id_token(live, make_client, tokens_for):
@@ -140,21 +142,21 @@ def test_a12_67_sub_matches_access_token_and_id_token(live, make_client, tokens_
     import jwt
 
     c = make_client()
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     t = tokens_for(c)
     id_sub = jwt.decode(t["id_token"], options={"verify_signature": False})["sub"]
     assert _body(_introspect(live, rs, t["access_token"]))["sub"] == id_sub
-    assert _body(_introspect(live, rs, t["refresh_token"]))["sub"] == id_sub
 
 
 def test_a12_67_revoked_token_is_exactly_inactive(live, make_client, tokens_for):
     """RFC 7662 §2.2: a revoked token answers exactly {"active": false}."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     t = tokens_for(c)
+    assert _body(_introspect(live, rs, t["access_token"]))["active"] is True
     requests.post(live.url + "/oauth/revoke", data={"token": t["refresh_token"]},
                   auth=(c.client_id, c.client_secret), timeout=10).raise_for_status()
-    assert _body(_introspect(live, rs, t["refresh_token"])) == {"active": False}
+    assert not refresh_token_active(live, t["refresh_token"])
     assert _body(_introspect(live, rs, t["access_token"])) == {"active": False}
 
 
@@ -162,7 +164,7 @@ def test_a12_67_unknown_token_is_exactly_inactive(live, make_client):
     """Unknown, malformed and foreign-signed tokens answer exactly {"active": false}."""
     import jwt as pyjwt
 
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     forged = pyjwt.encode({"iss": live.url, "sub": "x", "exp": 9999999999, "client_id": rs.client_id},
                           "a-secret-long-enough-for-hs256-32bytes!", algorithm="HS256", headers={"typ": "at+jwt"})
     for token in ("nope", "a.b.c", forged, "x" * 9000):
@@ -172,7 +174,7 @@ def test_a12_67_unknown_token_is_exactly_inactive(live, make_client):
 def test_a12_67_expired_access_token_is_exactly_inactive(live, make_client, tokens_for):
     """An access token past its exp answers exactly {"active": false}."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     t = tokens_for(c)
     with _frozen(live, live.settings.access_token_ttl + 1):
         assert _body(_introspect(live, rs, t["access_token"])) == {"active": False}
@@ -180,26 +182,13 @@ def test_a12_67_expired_access_token_is_exactly_inactive(live, make_client, toke
         assert _body(_introspect(live, rs, t["access_token"]))["active"] is True
 
 
-def test_a12_67_expired_or_rotated_refresh_token_is_inactive(live, make_client, tokens_for):
-    """A refresh token past its idle lifetime, or already rotated, is inactive."""
-    c = make_client()
-    rs = _rs(make_client)
-    t = tokens_for(c)
-    with _frozen(live, live.settings.refresh_token_idle_ttl + 60):
-        assert _body(_introspect(live, rs, t["refresh_token"])) == {"active": False}
-    requests.post(live.url + "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": t["refresh_token"]},
-                  auth=(c.client_id, c.client_secret), timeout=10).raise_for_status()
-    assert _body(_introspect(live, rs, t["refresh_token"])) == {"active": False}
-
-
 def test_a12_67_hint_does_not_limit_the_search(live, make_client, tokens_for):
     """RFC 7662 §2.1: a wrong token_type_hint still finds the token, and the hint
     MAY be ignored, so an unknown hint value does not fail the call."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     t = tokens_for(c)
     assert _body(_introspect(live, rs, t["access_token"], hint="refresh_token"))["active"] is True
-    assert _body(_introspect(live, rs, t["refresh_token"], hint="access_token"))["active"] is True
     assert _body(_introspect(live, rs, t["access_token"], hint="id_token"))["active"] is True
     assert _body(_introspect(live, rs, "unknown", hint="id_token")) == {"active": False}
 
@@ -207,6 +196,47 @@ def test_a12_67_hint_does_not_limit_the_search(live, make_client, tokens_for):
 def test_a12_67_id_token_is_not_an_access_token(live, make_client, tokens_for):
     """An id token (typ JWT, signed by us) is not an access token: inactive."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = _rs(live, make_client)
     t = tokens_for(c)
     assert _body(_introspect(live, rs, t["id_token"])) == {"active": False}
+
+
+# --- item 68: only resource servers, only about their own tokens (issue 9, finding 5) ---
+
+
+def test_introspection_is_only_for_allowed_resource_servers_and_their_tokens(live, make_client, tokens_for):
+    """Issue 9, finding 5: introspection is open neither to every confidential
+    client (an anonymous registration included) nor about every token. Only a
+    client an operator allowed to introspect a resource learns about access
+    tokens whose audience is that resource (RFC 7662 §2.1, §4); everyone else,
+    and every refresh token, gets exactly {"active": false}."""
+    from authz_server.models import Resource
+    from tests.conftest import RegisteredClient
+
+    files = "https://files.example/mcp"
+    s = live.db.session
+    try:
+        s.add(Resource(identifier=files, name="Files", scopes=["files:read"]))
+        s.commit()
+    finally:
+        s.remove()
+    live.server.registration_limiter.reset()
+    app = make_client()
+    for_issuer = tokens_for(app)  # aud: the default audience
+    for_files = tokens_for(app, resource=files, scope="openid files:read")  # aud: files
+    anonymous = requests.post(live.url + "/oauth/register", json={
+        "client_name": "Anyone", "redirect_uris": ["https://anyone.example/cb"]}, timeout=10).json()
+    nobody = [_rs(live, make_client, introspection_resources=()), app,
+              RegisteredClient(anonymous["client_id"], anonymous["client_secret"], None, [])]
+    for caller in nobody:
+        for token in (for_issuer["access_token"], for_files["access_token"], for_files["refresh_token"]):
+            assert _body(_introspect(live, caller, token)) == {"active": False}, caller.client_id
+
+    files_rs = _rs(live, make_client, introspection_resources=(files,))
+    info = _body(_introspect(live, files_rs, for_files["access_token"]))
+    assert info["active"] is True and info["aud"] == files and info["client_id"] == app.client_id
+    assert _body(_introspect(live, files_rs, for_issuer["access_token"])) == {"active": False}
+    assert _body(_introspect(live, files_rs, for_files["refresh_token"])) == {"active": False}
+    issuer_rs = _rs(live, make_client)
+    assert _body(_introspect(live, issuer_rs, for_issuer["access_token"]))["active"] is True
+    assert _body(_introspect(live, issuer_rs, for_files["access_token"])) == {"active": False}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import requests
-from tests.helpers import introspect as _introspect
+from tests.helpers import introspect as _introspect, refresh_token_active, resource_server
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
@@ -40,10 +40,6 @@ def _ok200(resp):
     assert resp.headers["Content-Type"].startswith("application/json")
 
 
-def _rs(make_client):
-    return make_client(grant_types=("client_credentials",), redirect_uris=())
-
-
 def test_a11_62_revoked_refresh_token_is_refused_at_token(live, make_client, tokens_for):
     """RFC 7009 §2: refresh tokens can be revoked; afterwards /oauth/token answers
     invalid_grant."""
@@ -68,7 +64,7 @@ def test_a11_62_access_token_revocation(live, make_client, tokens_for):
     """RFC 7009 §2 [SHOULD]: access tokens can be revoked too; the revoked JWT is
     inactive at introspection and refused at userinfo."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = resource_server(live, make_client)
     t = tokens_for(c)
     assert _userinfo(live, t["access_token"]).status_code == 200
     _ok200(_revoke(live, c, t["access_token"], hint="access_token"))
@@ -89,22 +85,22 @@ def test_a11_62_revoking_an_access_token_leaves_the_refresh_token(live, make_cli
 
 def test_a11_62_client_credentials_token_revocation(live, make_client):
     """A client-credentials token (no grant behind it) is revocable by its client."""
-    c = _rs(make_client)
+    c = make_client(grant_types=("client_credentials",), redirect_uris=())
+    rs = resource_server(live, make_client)
     at = requests.post(live.url + "/oauth/token", data={"grant_type": "client_credentials"},
                        auth=(c.client_id, c.client_secret), timeout=10).json()["access_token"]
-    assert _introspect(live, c, at)["active"] is True
+    assert _introspect(live, rs, at)["active"] is True
     _ok200(_revoke(live, c, at))
-    assert _introspect(live, c, at) == {"active": False}
+    assert _introspect(live, rs, at) == {"active": False}
 
 
 def test_a11_63_public_client_revokes_with_client_id(live, make_client, tokens_for):
     """RFC 7009 §2.1: a public client just identifies itself (auth method none,
     Authlib defaults to Basic only, D-2)."""
     c = make_client(client_type="third_party_public", redirect_uris=PUBLIC_REDIRECT)
-    rs = _rs(make_client)
     t = tokens_for(c)
     _ok200(_revoke(live, c, t["refresh_token"], auth="none"))
-    assert _introspect(live, rs, t["refresh_token"]) == {"active": False}
+    assert not refresh_token_active(live, t["refresh_token"])
     r = _refresh(live, c, t["refresh_token"])
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
@@ -131,12 +127,12 @@ def test_a11_63_another_clients_token_is_not_revoked(live, make_client, tokens_f
     a = make_client()
     b = make_client()
     pub = make_client(client_type="third_party_public", redirect_uris=PUBLIC_REDIRECT)
-    rs = _rs(make_client)
+    rs = resource_server(live, make_client)
     t = tokens_for(a)
     _ok200(_revoke(live, b, t["refresh_token"]))
     _ok200(_revoke(live, b, t["access_token"]))
     _ok200(_revoke(live, pub, t["refresh_token"], auth="none"))
-    assert _introspect(live, rs, t["refresh_token"])["active"] is True
+    assert refresh_token_active(live, t["refresh_token"])
     assert _introspect(live, rs, t["access_token"])["active"] is True
     assert _refresh(live, a, t["refresh_token"]).status_code == 200
 
@@ -145,10 +141,10 @@ def test_a11_63_wrong_hint_still_finds_the_token(live, make_client, tokens_for):
     """RFC 7009 §2.1: a wrong token_type_hint makes the server search the other
     types."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = resource_server(live, make_client)
     t1 = tokens_for(c)
     _ok200(_revoke(live, c, t1["refresh_token"], hint="access_token"))
-    assert _introspect(live, rs, t1["refresh_token"]) == {"active": False}
+    assert not refresh_token_active(live, t1["refresh_token"])
     t2 = tokens_for(c)
     _ok200(_revoke(live, c, t2["access_token"], hint="refresh_token"))
     assert _introspect(live, rs, t2["access_token"]) == {"active": False}
@@ -158,7 +154,6 @@ def test_a11_63_client_must_authenticate(live, make_client, tokens_for):
     """RFC 7009 §2.1: a confidential client authenticates; a bad or missing
     secret gets 401 invalid_client, and the token stays active."""
     c = make_client()
-    rs = _rs(make_client)
     t = tokens_for(c)
     bad = requests.post(live.url + "/oauth/revoke", data={"token": t["refresh_token"]},
                         auth=(c.client_id, "wrong"), timeout=10)
@@ -168,7 +163,7 @@ def test_a11_63_client_must_authenticate(live, make_client, tokens_for):
     assert anon.status_code == 401 and anon.json()["error"] == "invalid_client", anon.text
     only_id = _revoke(live, c, t["refresh_token"], auth="none")  # confidential client without its secret
     assert only_id.status_code == 401 and only_id.json()["error"] == "invalid_client", only_id.text
-    assert _introspect(live, rs, t["refresh_token"])["active"] is True
+    assert refresh_token_active(live, t["refresh_token"])
 
 
 def test_a11_63_token_parameter_is_required(live, make_client):
@@ -204,7 +199,7 @@ def test_a11_65_revoking_refresh_token_kills_its_access_tokens(live, make_client
     """RFC 7009 §2.1 [SHOULD]: revoking a refresh token also invalidates the access
     tokens of the same grant, and only of that grant."""
     c = make_client()
-    rs = _rs(make_client)
+    rs = resource_server(live, make_client)
     t = tokens_for(c)
     r = _refresh(live, c, t["refresh_token"]).json()  # a second access token of the grant
     other = tokens_for(c)  # another grant of the same client and member

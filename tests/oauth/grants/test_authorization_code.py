@@ -10,7 +10,8 @@ import requests
 
 from authz_server.models import Client
 from authz_server.security import digest
-from tests.helpers import audit_rows as _audit, frozen as _frozen, introspect as _introspect
+from tests.helpers import (audit_rows as _audit, frozen as _frozen, introspect as _introspect,
+                           refresh_token_active, resource_server)
 
 
 def _redeem(token_post, client, code, verifier, auth="basic", **extra):
@@ -241,18 +242,19 @@ def test_a6_39_second_redemption_is_refused_and_revokes(live, make_client, get_c
     redemption gets invalid_grant, the tokens of the first become inactive, and
     the replay is audited as code_replayed."""
     c = make_client()
+    rs = resource_server(live, make_client)
     code, verifier, _ = get_code(c)
     first = _redeem(token_post, c, code, verifier)
     assert first.status_code == 200, first.text
     t = first.json()
-    assert _introspect(live, c, t["access_token"])["active"] is True
-    assert _introspect(live, c, t["refresh_token"])["active"] is True
+    assert _introspect(live, rs, t["access_token"])["active"] is True
+    assert refresh_token_active(live, t["refresh_token"])
 
     second = _redeem(token_post, c, code, verifier)
     _error(second, 400, "invalid_grant")
 
-    assert _introspect(live, c, t["access_token"]) == {"active": False}
-    assert _introspect(live, c, t["refresh_token"]) == {"active": False}
+    assert _introspect(live, rs, t["access_token"]) == {"active": False}
+    assert not refresh_token_active(live, t["refresh_token"])
     refresh = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]},
                          auth=(c.client_id, c.client_secret))
     _error(refresh, 400, "invalid_grant")
@@ -268,6 +270,7 @@ def test_a6_39_replay_also_revokes_rotated_descendants(live, make_client, get_co
     """Every token issued from the code is revoked, also refresh tokens rotated
     from the first one."""
     c = make_client()
+    rs = resource_server(live, make_client)
     auth = (c.client_id, c.client_secret)
     code, verifier, _ = get_code(c)
     t = _redeem(token_post, c, code, verifier).json()
@@ -275,18 +278,18 @@ def test_a6_39_replay_also_revokes_rotated_descendants(live, make_client, get_co
     assert r.status_code == 200
     t2 = r.json()
     _error(_redeem(token_post, c, code, verifier), 400, "invalid_grant")
-    assert _introspect(live, c, t2["access_token"]) == {"active": False}
-    assert _introspect(live, c, t2["refresh_token"]) == {"active": False}
+    assert _introspect(live, rs, t2["access_token"]) == {"active": False}
+    assert not refresh_token_active(live, t2["refresh_token"])
 
 
 def test_a6_39_replay_by_public_client_revokes(live, make_client, get_code, token_post):
     """The same for a public client, which proves possession only by the verifier."""
     c = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1/callback",))
-    rs = make_client(grant_types=("client_credentials",))  # a resource server, to introspect
+    rs = resource_server(live, make_client)
     code, verifier, _ = get_code(c)
     t = _redeem(token_post, c, code, verifier, auth="none").json()
     _error(_redeem(token_post, c, code, verifier, auth="none"), 400, "invalid_grant")
-    assert _introspect(live, rs, t["refresh_token"]) == {"active": False}
+    assert not refresh_token_active(live, t["refresh_token"])
     assert _introspect(live, rs, t["access_token"]) == {"active": False}
 
 
@@ -294,12 +297,13 @@ def test_a6_39_replay_with_wrong_verifier_does_not_revoke(live, make_client, get
     """OAuth 2.1 §7.5.3 [SHOULD NOT]: a replay that fails another check (a wrong
     verifier) is refused without revoking anything, or it would be a DoS lever."""
     c = make_client()
+    rs = resource_server(live, make_client)
     code, verifier, _ = get_code(c)
     t = _redeem(token_post, c, code, verifier).json()
     wrong = _redeem(token_post, c, code, "w" * 43)
     _error(wrong, 400, "invalid_grant")
-    assert _introspect(live, c, t["access_token"])["active"] is True
-    assert _introspect(live, c, t["refresh_token"])["active"] is True
+    assert _introspect(live, rs, t["access_token"])["active"] is True
+    assert refresh_token_active(live, t["refresh_token"])
     assert _audit(live, "code_replayed") == []
     r = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]},
                    auth=(c.client_id, c.client_secret))
@@ -314,7 +318,7 @@ def test_a6_39_replay_with_wrong_client_auth_does_not_revoke(live, make_client, 
     resp = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
                       auth=(c.client_id, "not-the-secret"))
     _error(resp, 401, "invalid_client")
-    assert _introspect(live, c, t["refresh_token"])["active"] is True
+    assert refresh_token_active(live, t["refresh_token"])
     assert _audit(live, "code_replayed") == []
 
 
@@ -392,3 +396,31 @@ def test_a6_42_used_expired_unknown_codes_get_invalid_grant(live, make_client, g
     with _frozen(live, live.settings.code_ttl + 1):
         _error(_redeem(token_post, c, code2, verifier2), 400, "invalid_grant")
     _error(_redeem(token_post, c, "x" * 43, verifier), 400, "invalid_grant")
+
+
+def test_client_with_a_resource_allow_list_is_limited_in_member_flows(live, make_client, browser):
+    """Issue 9, finding 2: in a member's authorization the consent gates
+    resources, so a client without a list may name any registered resource; a
+    client an operator limited to some resources gets invalid_target for
+    another one (RFC 8707 §2) and invalid_scope for its scopes, on the redirect."""
+    from authz_server.models import Resource
+    from tests.conftest import auth_params, pkce_pair, redirect_params
+
+    files, mail = "https://files.example/mcp", "https://mail.example/mcp"
+    s = live.db.session
+    try:
+        s.add_all([Resource(identifier=files, name="Files", scopes=["files:read"]),
+                   Resource(identifier=mail, name="Mail", scopes=["mail:send"])])
+        s.commit()
+    finally:
+        s.remove()
+    limited = make_client(allowed_resources=(files,))
+    free = make_client()
+    _, challenge = pkce_pair()
+    for params, error in (({"resource": mail}, "invalid_target"), ({"scope": "openid mail:send"}, "invalid_scope")):
+        got = redirect_params(browser.authorize(auth_params(limited, challenge, **params)))
+        assert got.get("error") == error, (params, got)
+    assert "code" in redirect_params(browser.authorize(auth_params(limited, challenge, resource=files,
+                                                                   scope="openid files:read")))
+    assert "code" in redirect_params(browser.authorize(auth_params(free, challenge, resource=mail,
+                                                                   scope="openid mail:send")))

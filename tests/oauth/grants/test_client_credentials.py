@@ -85,7 +85,7 @@ def test_cc_member_scope_refused_next_to_a_resource_scope(live, make_client, tok
 def test_cc_resource_scopes_within_the_registration(live, make_client, token_post, files_resource):
     """A client registered with a scope list may ask within it, not beyond it;
     unknown scopes are invalid_scope."""
-    c = _machine(make_client, scopes=("files:read",))
+    c = _machine(make_client, scopes=("files:read",), allowed_resources=(FILES,))
     ok = _cc(token_post, c, scope="files:read")
     assert ok.status_code == 200, ok.text
     assert ok.json()["scope"] == "files:read"
@@ -95,7 +95,7 @@ def test_cc_resource_scopes_within_the_registration(live, make_client, token_pos
 
 def test_cc_default_scope_drops_member_scopes(live, make_client, token_post, files_resource):
     """No scope sent: the client's registered scopes, without the member ones."""
-    c = _machine(make_client, scopes=("openid", "files:read", "email"))
+    c = _machine(make_client, scopes=("openid", "files:read", "email"), allowed_resources=(FILES,))
     body = _cc(token_post, c).json()
     assert body["scope"] == "files:read"
     assert _decode(live, body["access_token"], live.url)["scope"] == "files:read"
@@ -113,7 +113,7 @@ def test_cc_audience_default_and_resource(live, make_client, token_post, files_r
     """RFC 9068 §3 / RFC 8707: aud is the default audience (the issuer) without
     ``resource``, the resource when one is named; an unregistered one is
     invalid_target."""
-    c = _machine(make_client)
+    c = _machine(make_client, allowed_resources=(FILES,))
     plain = _cc(token_post, c).json()
     assert _decode(live, plain["access_token"], live.url)["aud"] == live.url
     bound = _cc(token_post, c, resource=FILES).json()
@@ -156,7 +156,7 @@ def test_cc_client_secret_post(live, make_client, token_post):
 def test_cc_token_is_active_at_introspection_but_not_for_userinfo(live, make_client, token_post):
     """The token introspects as active with sub = client_id; userinfo, which is
     about a member, refuses it (OIDC Core §5.3.3: insufficient_scope)."""
-    c = _machine(make_client)
+    c = _machine(make_client, introspection_resources=(live.url,))
     at = _cc(token_post, c).json()["access_token"]
     info = requests.post(live.url + "/oauth/introspect", data={"token": at},
                          auth=(c.client_id, c.client_secret), timeout=10).json()
@@ -164,3 +164,46 @@ def test_cc_token_is_active_at_introspection_but_not_for_userinfo(live, make_cli
     ui = requests.get(live.url + "/oauth/userinfo", headers={"Authorization": "Bearer " + at}, timeout=10)
     assert ui.status_code == 403
     assert 'error="insufficient_scope"' in ui.headers["WWW-Authenticate"]
+
+
+MAIL = "https://mail.example/mcp"
+
+
+def test_client_credentials_reaches_only_the_resources_the_client_is_allowed(live, make_client, token_post,
+                                                                             files_resource):
+    """Issue 9, finding 2 (open registration reaches client_credentials for any
+    resource): a client acting as itself gets a resource as audience, and that
+    resource's scopes, only when an operator allowed it the resource (a
+    per-client allow-list, like Hydra's audience list). Another registered
+    resource is invalid_target (RFC 8707 §2), its scopes invalid_scope (RFC 6749
+    §5.2); a client allowed nothing gets the default audience only."""
+    s = live.db.session
+    try:
+        s.add(Resource(identifier=MAIL, name="Mail", scopes=["mail:send"]))
+        s.commit()
+    finally:
+        s.remove()
+    files_only = _machine(make_client, allowed_resources=(FILES,))
+    ok = _cc(token_post, files_only, scope="files:read", resource=FILES)
+    assert ok.status_code == 200, ok.text
+    claims = _decode(live, ok.json()["access_token"], FILES)
+    assert claims["aud"] == FILES and claims["scope"] == "files:read"
+    _error(_cc(token_post, files_only, resource=MAIL), 400, "invalid_target")
+    _error(_cc(token_post, files_only, scope="mail:send"), 400, "invalid_scope")
+    _error(_cc(token_post, files_only, scope="mail:send", resource=FILES), 400, "invalid_scope")
+
+    nothing = _machine(make_client)  # the default for an admin client: no resource
+    _error(_cc(token_post, nothing, resource=FILES), 400, "invalid_target")
+    _error(_cc(token_post, nothing, scope="files:read"), 400, "invalid_scope")
+    plain = _cc(token_post, nothing)
+    assert plain.status_code == 200, plain.text
+    claims = _decode(live, plain.json()["access_token"], live.url)
+    assert claims["aud"] == live.url and "scope" not in claims
+
+
+def test_cc_default_scope_keeps_only_allowed_resources_scopes(live, make_client, token_post, files_resource):
+    """No scope sent: the registered default scope, narrowed (RFC 6749 §3.3) to
+    the resources the client is allowed rather than refused."""
+    c = _machine(make_client, scopes=("files:read",))
+    body = _cc(token_post, c).json()
+    assert "scope" not in body
