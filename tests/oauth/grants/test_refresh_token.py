@@ -184,7 +184,7 @@ def test_grace_window_replay_gets_the_same_child_and_never_forks_the_family(live
     from authz_server.security import digest
 
     c = _public(make_client)
-    rs = _rs(make_client)
+    rs = resource_server(live, make_client)
     rt1 = tokens_for(c)["refresh_token"]
     grace = live.settings.refresh_grace_seconds
     start = dt.datetime.now(dt.timezone.utc)
