@@ -328,13 +328,13 @@ def test_cli_delete(run, server):
     assert _cc_token(server, cid, a["client_secret"]).status_code == 401
 
 
-# --- resources a client may ask for, resources it may introspect (issue 9) ------------------
+# --- resources a client may ask for, resources it may introspect ------------------
 
 FILES = "https://files.example/mcp"
 
 
 def test_cli_resource_allow_list_for_client_credentials(run, server):
-    """Issue 9, finding 2: `clients create/update --resource URL` (repeatable) is
+    """`clients create/update --resource URL` (repeatable) is
     the client's allow-list; without one, client_credentials gets only the
     default audience. `--no-resources` takes it back; an unregistered resource
     is a clean error and nothing is stored."""
@@ -363,7 +363,7 @@ def test_cli_resource_allow_list_for_client_credentials(run, server):
 
 
 def test_cli_introspect_makes_a_resource_server(run, migrated):
-    """Issue 9, finding 5: `--introspect URL` lets a confidential client
+    """`--introspect URL` lets a confidential client
     introspect tokens for that resource (a registered one, or the default
     audience); public clients cannot; `--no-introspection` takes it back."""
     _ok(run("resources", "add", FILES, "--scope", "files:read"))

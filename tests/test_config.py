@@ -222,7 +222,7 @@ def test_a14_bad_registration_settings_are_refused(env, words):
 
 
 def test_registration_client_credentials_resources_default_and_parsing():
-    """Issue 9, finding 2: registrations get no client_credentials by default;
+    """Registrations get no client_credentials by default;
     AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES is a comma-separated list of
     resource URIs, and anything else is refused at start."""
     assert Settings.from_env(prod_env()).registration_client_credentials_resources == ()
@@ -266,7 +266,7 @@ def test_member_session_minutes_within_stytchs_range(value):
 
 
 def test_cimd_fetch_and_gc_settings_defaults_and_parsing():
-    """Issue 9 item 3: a 3 s deadline per document fetch, 30 first fetches a
+    """A 3 s deadline per document fetch, 30 first fetches a
     minute per source, CIMD rows without grants collected after 7 days."""
     s = Settings.from_env({})
     assert (s.cimd_fetch_timeout, s.cimd_fetch_rate, s.cimd_client_ttl_days) == (3, 30, 7)

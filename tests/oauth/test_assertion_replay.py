@@ -1,6 +1,6 @@
 """The jti replay memory of private_key_jwt client assertions (RFC 7523 §3
 item 7), shared by every node: in the database, or in Redis when REDIS_URL is
-set (issue 9 item 13).
+set.
 
 Two servers on the same database (and the same Redis) stand for two nodes of
 one deployment. They listen on different ports, so their token endpoints
@@ -64,7 +64,7 @@ def _used_rows(live):
 
 
 def test_private_key_jwt_replay_refused_across_two_servers_on_one_database(make_server_with):
-    """Issue 9 item 13: without Redis, a jti used at one node is refused at
+    """Without Redis, a jti used at one node is refused at
     another on the same database (one row per assertion, keyed by a digest of
     client_id and jti); rows of expired assertions are purged in passing."""
     a, b = _two_nodes(make_server_with)
@@ -88,7 +88,7 @@ def test_private_key_jwt_replay_refused_across_two_servers_on_one_database(make_
 
 
 def test_private_key_jwt_replay_refused_across_two_servers_on_one_redis(make_server_with, redis_prefix):
-    """Issue 9 item 13: with REDIS_URL, a jti used at one node is refused at
+    """With REDIS_URL, a jti used at one node is refused at
     another through Redis (SET NX, expiring with the assertion), and the
     database keeps no row."""
     import redis

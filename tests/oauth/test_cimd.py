@@ -687,7 +687,7 @@ def test_b4_5_failed_jwks_fetch_is_not_cached(cimd_live, docs):
         assert docs.hits["/flaky/jwks.json"] == 4
 
 
-# --- One deadline per fetch; first fetches limited; garbage collection (issue 9 item 3) ---
+# --- One deadline per fetch; first fetches limited; garbage collection ---
 
 def _drip(data: bytes, every: float = 0.5):
     """A raw response writer sending ``data`` one byte per ``every`` seconds:
@@ -707,7 +707,7 @@ DRIPPED_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow:
 
 
 def test_cimd_slow_document_server_is_cut_at_one_deadline(cimd_live, docs, caplog):
-    """Issue 9 item 3: a document server that drips its header bytes one per
+    """A document server that drips its header bytes one per
     0.5 s (every receive succeeds, so a per-operation timeout never fires)
     holds /oauth/authorize no longer than the one 3 s deadline of the fetch:
     an error page within ~3.5 s, nothing stored, the log says why."""
@@ -725,7 +725,7 @@ def test_cimd_slow_document_server_is_cut_at_one_deadline(cimd_live, docs, caplo
 
 
 def test_cimd_slow_jwks_uri_is_cut_at_the_same_deadline(cimd_live, docs, caplog):
-    """Issue 9 item 3: the jwks_uri fetch shares the deadline with the document:
+    """The jwks_uri fetch shares the deadline with the document:
     a key set dripped byte by byte refuses the client within ~3.5 s in all."""
     import time
 
@@ -740,7 +740,7 @@ def test_cimd_slow_jwks_uri_is_cut_at_the_same_deadline(cimd_live, docs, caplog)
 
 
 def test_cimd_dns_lookup_is_inside_the_deadline(monkeypatch):
-    """Issue 9 item 3: the host name lookup counts against the deadline too (a
+    """The host name lookup counts against the deadline too (a
     lookup that hangs is given up, getaddrinfo has no timeout of its own)."""
     import socket
     import time
@@ -834,7 +834,7 @@ def _assert_429_page(resp):
 
 
 def test_cimd_first_fetches_are_rate_limited_per_source(make_server_with, docs):
-    """Issue 9 item 3: fetching a document not cached yet costs the caller's
+    """Fetching a document not cached yet costs the caller's
     source one of AUTHZ_CIMD_FETCH_RATE a minute (a failed document is never
     cached, so each try costs one). Past it: a 429 page at /oauth/authorize
     and 429 JSON at the token endpoint, with Retry-After, and no fetch. A
@@ -889,7 +889,7 @@ def _gc_cli(live, *args):
 
 
 def test_cimd_clients_without_grants_are_garbage_collected(cimd_live, docs):
-    """Issue 9 item 3: anyone can make the server store a CIMD row (one per URL
+    """Anyone can make the server store a CIMD row (one per URL
     they publish). `clients gc` deletes the rows that never got a grant once
     their document was not fetched for AUTHZ_CIMD_CLIENT_TTL_DAYS (7; frozen
     clock), in one statement, audited; rows with a grant, with a code waiting
@@ -951,7 +951,7 @@ def test_cimd_clients_without_grants_are_garbage_collected(cimd_live, docs):
         assert _rows(cimd_live, drive_by) is not None
 
 
-# --- Address guard: IPv6 forms that carry an IPv4 address (issue 9 item 13) ---
+# --- Address guard: IPv6 forms that carry an IPv4 address ---
 
 EMBEDDING = [
     "2002:a00:1::1",                         # 6to4 (RFC 3056) of 10.0.0.1
@@ -967,9 +967,9 @@ EMBEDDING = [
 
 @pytest.mark.parametrize("address", EMBEDDING)
 def test_cimd_address_guard_refuses_6to4_site_local_teredo_and_nat64_with_private_ipv4(cimd_live, caplog, address):
-    """Issue 9 item 13: site-local addresses, and 6to4, Teredo and NAT64
-    addresses whose embedded IPv4 address is private (or loopback, even with
-    the development switch), are refused by the address guard, before any
+    """Site-local addresses, 6to4 and Teredo addresses, and NAT64 addresses
+    whose embedded IPv4 address is private (or loopback, even with the
+    development switch), are refused by the address guard, before any
     connection, for the document and for its jwks_uri alike."""
     from authz_server.oauth.registration import cimd
 
@@ -982,8 +982,13 @@ def test_cimd_address_guard_refuses_6to4_site_local_teredo_and_nat64_with_privat
         cimd.fetch(f"https://[{address}]/jwks.json", allow_loopback=True, what="jwks_uri")
 
 
-def test_cimd_address_guard_lets_6to4_of_a_public_address_through():
-    """The embedded IPv4 address decides: 6to4 of a public address is public."""
+def test_cimd_address_guard_refuses_all_6to4_and_teredo_but_lets_nat64_of_a_public_address_through():
+    """6to4 and Teredo are tunnels no metadata host needs: refused whatever the
+    IPv4 address inside. NAT64 is how IPv6-only networks reach IPv4 hosts: the
+    embedded address decides."""
     from authz_server.oauth.registration import cimd
 
-    assert cimd.resolve("2002:808:808::1", 443, allow_loopback=False) == "2002:808:808::1"
+    for tunnelled in ("2002:808:808::1", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"):
+        with pytest.raises(cimd.CimdError, match="refused address"):
+            cimd.resolve(tunnelled, 443, allow_loopback=False)
+    assert cimd.resolve("64:ff9b::808:808", 443, allow_loopback=False) == "64:ff9b::808:808"

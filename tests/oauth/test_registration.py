@@ -373,7 +373,7 @@ def test_a14_74_public_client_cannot_keep_client_credentials(mcp):
 
 
 def test_open_registration_does_not_reach_client_credentials_for_any_resource(mcp, token_post):
-    """Issue 9, finding 2: by default an anonymous registration gets no
+    """By default an anonymous registration gets no
     client_credentials grant (anyone may register, and nobody consents to a
     client acting as itself): the grant is trimmed from the effective metadata
     echoed back (RFC 7591 §3.2.1), a registration asking for nothing else is
@@ -392,7 +392,7 @@ def test_open_registration_does_not_reach_client_credentials_for_any_resource(mc
 
 
 def test_registration_policy_offers_client_credentials_for_its_resources_only(mcp, token_post, monkeypatch):
-    """Issue 9, finding 2: AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES lets
+    """AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES lets
     registrations keep client_credentials, for the listed resources (and their
     scopes) only: another resource is invalid_target (RFC 8707 §2), its scopes
     invalid_scope. Emptying the policy takes the grant back from clients that
@@ -569,7 +569,7 @@ def test_c14_identical_public_registrations_from_one_source_share_one_client(mcp
 
 
 def test_deduplicated_registration_keeps_the_first_token_and_refuses_updates(mcp):
-    """Issue 9, finding 12: a deduplicated registration no longer revokes the
+    """A deduplicated registration no longer revokes the
     first registrant's registration access token: it still reads the client
     (RFC 7592 §2.1). But the client is now shared, so nobody may rewrite or
     delete it under the others: PUT and DELETE get 403 invalid_client_metadata

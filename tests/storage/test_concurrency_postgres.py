@@ -224,7 +224,7 @@ def test_a17_86_concurrent_polls_of_an_approved_device_code_single_winner(live, 
 
 
 def test_c14_update_racing_a_duplicate_registration_never_rewrites_a_shared_client(live):
-    """Issue 9, finding 12 under a race: the first registrant's RFC 7592 update
+    """The first registrant's RFC 7592 update
     (a new redirect URI) and an identical registration arrive together. Either
     the update wins (the registration then gets a client of its own) or the
     sharing wins (the update is refused with 403); never both, so no registrant

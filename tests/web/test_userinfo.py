@@ -184,11 +184,11 @@ def test_a23_111_token_of_another_issuer_is_invalid(live, make_server_with, make
     _bearer_error(_userinfo(live, t["access_token"]), 401, "invalid_token")
 
 
-# --- one decision about access tokens (issue 9, finding 15) --------------------------
+# --- one decision about access tokens --------------------------
 
 
 def test_userinfo_refuses_the_token_of_a_member_removed_in_stytch(live, make_server_with, make_client):
-    """Issue 9, finding 15: once Stytch deletes the member, userinfo answers 401
+    """Once Stytch deletes the member, userinfo answers 401
     invalid_token for their still unexpired access token, as introspection
     already says inactive: one function decides whether an access token is
     active (signature, expiry, revocation, grant, member still in Stytch)."""

@@ -129,17 +129,17 @@ def _refused(ip, allow_loopback: bool) -> bool:
         if ip.ipv4_mapped:
             ip = ip.ipv4_mapped
         else:
-            # Addresses that carry an IPv4 address for a relay or translator to
-            # forward to: 6to4 (RFC 3056 §2), Teredo (RFC 4380 §4: the server
-            # and the obfuscated client address) and NAT64 (RFC 6052 §2.1).
-            # The embedded address must pass the IPv4 rules too, loopback
-            # included (the development switch is for direct loopback only).
-            embedded = [ip.sixtofour] if ip.sixtofour else []
-            embedded += list(ip.teredo or ())
-            if ip in NAT64:
-                embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-            if any(_refused(v4, allow_loopback=False) for v4 in embedded):
+            # 6to4 (RFC 3056; its relays deprecated by RFC 7526) and Teredo
+            # (RFC 4380) tunnel to whatever IPv4 address they embed, and no
+            # client's metadata host needs them: refused whole, whatever the
+            # embedded address. NAT64 (RFC 6052 §2.1) is how IPv6-only networks
+            # reach every IPv4 host, so there the embedded address decides, by
+            # the IPv4 rules, loopback included (the development switch is for
+            # direct loopback only).
+            if ip.sixtofour or ip.teredo:
                 return True
+            if ip in NAT64:
+                return _refused(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), allow_loopback=False)
             # Site-local (fec0::/10) was deprecated by RFC 3879 but is still
             # routed inside some networks; ipaddress counts it as global.
             if ip.is_site_local:

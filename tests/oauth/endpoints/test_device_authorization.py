@@ -142,7 +142,7 @@ def test_expired_rows_are_removed_in_passing(live, make_client):
 
 
 def test_client_with_a_resource_allow_list_is_limited_at_device_authorization(live, make_client):
-    """Issue 9, finding 2: a device client an operator limited to some resources
+    """A device client an operator limited to some resources
     may name only those (invalid_target, RFC 8707 §2) and ask only for their
     scopes (invalid_scope); nothing is stored for a refused request."""
     from authz_server.models import Resource

@@ -201,11 +201,11 @@ def test_a12_67_id_token_is_not_an_access_token(live, make_client, tokens_for):
     assert _body(_introspect(live, rs, t["id_token"])) == {"active": False}
 
 
-# --- item 68: only resource servers, only about their own tokens (issue 9, finding 5) ---
+# --- item 68: only resource servers, only about their own tokens ---
 
 
 def test_introspection_is_only_for_allowed_resource_servers_and_their_tokens(live, make_client, tokens_for):
-    """Issue 9, finding 5: introspection is open neither to every confidential
+    """Introspection is open neither to every confidential
     client (an anonymous registration included) nor about every token. Only a
     client an operator allowed to introspect a resource learns about access
     tokens whose audience is that resource (RFC 7662 §2.1, §4); everyone else,

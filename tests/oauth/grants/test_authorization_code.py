@@ -399,7 +399,7 @@ def test_a6_42_used_expired_unknown_codes_get_invalid_grant(live, make_client, g
 
 
 def test_client_with_a_resource_allow_list_is_limited_in_member_flows(live, make_client, browser):
-    """Issue 9, finding 2: in a member's authorization the consent gates
+    """In a member's authorization the consent gates
     resources, so a client without a list may name any registered resource; a
     client an operator limited to some resources gets invalid_target for
     another one (RFC 8707 §2) and invalid_scope for its scopes, on the redirect."""

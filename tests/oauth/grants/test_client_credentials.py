@@ -171,8 +171,7 @@ MAIL = "https://mail.example/mcp"
 
 def test_client_credentials_reaches_only_the_resources_the_client_is_allowed(live, make_client, token_post,
                                                                              files_resource):
-    """Issue 9, finding 2 (open registration reaches client_credentials for any
-    resource): a client acting as itself gets a resource as audience, and that
+    """A client acting as itself gets a resource as audience, and that
     resource's scopes, only when an operator allowed it the resource (a
     per-client allow-list, like Hydra's audience list). Another registered
     resource is invalid_target (RFC 8707 §2), its scopes invalid_scope (RFC 6749
