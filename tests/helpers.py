@@ -21,6 +21,18 @@ def introspect(live, resource_server, token: str) -> dict:
     return resp.json()
 
 
+def register_resources(live, resources: dict) -> None:
+    """Register protected resources, {identifier: [scopes]}, as `resources add` does."""
+    from authz_server.models import Resource
+
+    s = live.db.session
+    try:
+        s.add_all([Resource(identifier=uri, name=uri, scopes=list(scopes)) for uri, scopes in resources.items()])
+        s.commit()
+    finally:
+        s.remove()
+
+
 def resource_server(live, make_client, **kw):
     """A confidential client an operator allowed to introspect access tokens for
     the default audience (``clients create --introspect``), as resource servers are."""

@@ -356,7 +356,7 @@ def test_cli_resource_allow_list_for_client_credentials(run, server):
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_target", refused.text
     before = _count(server.settings.database_url, Client)
     _failed(run("clients", "create", "--name", "X", "--type", "third_party", "--grant-type", "client_credentials",
-                "--resource", "https://unknown.example/mcp"), "Error:", "not a registered resource")
+                "--resource", "https://unknown.example/mcp"), "Error:", "is not registered on this server")
     _failed(run("clients", "update", data["client_id"], "--resource", "not a url"), "Error:", "absolute")
     assert _count(server.settings.database_url, Client) == before
     assert json.loads(_ok(run("clients", "show", data["client_id"], "--json")).output)["allowed_resources"] == []

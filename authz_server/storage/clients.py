@@ -12,7 +12,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
 from ..db import utcnow
-from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, Resource
+from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken
 from ..oauth import redirect_uris
 from ..oauth import resources as resource_rules
 from ..security import digest, new_id, new_secret
@@ -45,17 +45,13 @@ def _check(redirects, grant_types, client_type: ClientType, auth_method):
 
 def _resources(session, values, what: str, default_audience: str | None) -> list[str]:
     """Canonical resource URIs for a client's permissions (oauth.permissions):
-    each a registered resource, or the default audience."""
-    out = []
-    for value in values:
-        canon = resource_rules.normalize(value or "")
-        if canon is None:
-            raise ClientInputError(f"{what} {value!r} is not an absolute http(s) URI without a fragment (RFC 8707 §2)")
-        if canon != default_audience and session.get(Resource, canon) is None:
-            raise ClientInputError(f"{what} {canon} is not a registered resource (authz-server resources add)")
-        if canon not in out:
-            out.append(canon)
-    return out
+    each a registered resource, or the default audience, as at the endpoints."""
+    from authlib.oauth2.rfc6749 import OAuth2Error
+
+    try:
+        return resource_rules.validate(session, [v or "" for v in values], default_audience)
+    except OAuth2Error as e:
+        raise ClientInputError(f"{what}: {e.description} (authz-server resources add)") from None
 
 
 def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_types=None, auth_method=None,
@@ -323,6 +319,14 @@ def _never_used(cutoff):
     return and_(Client.registered_via == "dcr", Client.last_used_at.is_(None), Client.updated_at < cutoff)
 
 
+def _pending_code(now):
+    """The client's authorization codes still waiting to be redeemed (a member
+    approving it right now; issuing a code does not touch last_used_at)."""
+    return select(AuthorizationCode.code_hash).where(
+        AuthorizationCode.client_id == Client.client_id, AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now)
+
+
 def _idle(cutoff, now):
     """Got tokens once, but nothing is left: no token issued and no RFC 7592
     read or update (updated_at) since ``cutoff``, every grant expired or
@@ -336,9 +340,6 @@ def _idle(cutoff, now):
     live_refresh_token = select(RefreshToken.token_hash).where(
         RefreshToken.client_id == Client.client_id, RefreshToken.revoked_at.is_(None),
         RefreshToken.expires_at > now)
-    pending_code = select(AuthorizationCode.code_hash).where(
-        AuthorizationCode.client_id == Client.client_id, AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now)
     # Only DCR clients. Admin clients were created on purpose by an operator
     # and are removed only by one (`clients delete`). CIMD rows have a rule of
     # their own (_unused_cimd): their last_used_at is never written (mark_used).
@@ -348,7 +349,7 @@ def _idle(cutoff, now):
         Client.updated_at < cutoff,
         ~live_grant.exists(),
         ~live_refresh_token.exists(),
-        ~pending_code.exists(),
+        ~_pending_code(now).exists(),
     )
 
 
@@ -360,14 +361,11 @@ def _unused_cimd(cutoff, now):
     costs nothing but a fetch, should the client come back. Rows with grants
     stay: they are clients members approved, kept with their history."""
     any_grant = select(Grant.id).where(Grant.client_id == Client.client_id)
-    pending_code = select(AuthorizationCode.code_hash).where(
-        AuthorizationCode.client_id == Client.client_id, AuthorizationCode.used_at.is_(None),
-        AuthorizationCode.expires_at > now)
     return and_(
         Client.registered_via == "cimd",
         Client.updated_at < cutoff,
         ~any_grant.exists(),
-        ~pending_code.exists(),
+        ~_pending_code(now).exists(),
     )
 
 

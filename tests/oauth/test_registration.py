@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from authz_server.cli import main as cli
 from authz_server.models import AuditEvent, AuthorizationCode, Client, Consent, Grant, RefreshToken, Resource
 from tests.conftest import Browser, RegisteredClient, auth_params, pkce_pair, redirect_params
+from tests.helpers import register_resources
 
 MCP = "http://127.0.0.1:9/mcp"
 
@@ -398,12 +399,7 @@ def test_registration_policy_offers_client_credentials_for_its_resources_only(mc
     invalid_scope. Emptying the policy takes the grant back from clients that
     registered while it was offered."""
     other = "https://other.example/api"
-    s = mcp.db.session
-    try:
-        s.add(Resource(identifier=other, name="Other API", scopes=["other:admin"]))
-        s.commit()
-    finally:
-        s.remove()
+    register_resources(mcp, {other: ["other:admin"]})
     offer_client_credentials(mcp, monkeypatch, [MCP])
     info = created(register(mcp, {"client_name": "Agent", "grant_types": ["client_credentials"]}))
     assert info["grant_types"] == ["client_credentials"]

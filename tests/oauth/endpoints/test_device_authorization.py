@@ -9,7 +9,7 @@ import requests
 from sqlalchemy import func, select
 
 from authz_server.models import DeviceAuthorization
-from tests.helpers import DEVICE_GRANT, device_start
+from tests.helpers import DEVICE_GRANT, device_start, register_resources
 
 USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
 
@@ -145,16 +145,8 @@ def test_client_with_a_resource_allow_list_is_limited_at_device_authorization(li
     """A device client an operator limited to some resources
     may name only those (invalid_target, RFC 8707 §2) and ask only for their
     scopes (invalid_scope); nothing is stored for a refused request."""
-    from authz_server.models import Resource
-
     files, mail = "https://files.example/mcp", "https://mail.example/mcp"
-    s = live.db.session
-    try:
-        s.add_all([Resource(identifier=files, name="Files", scopes=["files:read"]),
-                   Resource(identifier=mail, name="Mail", scopes=["mail:send"])])
-        s.commit()
-    finally:
-        s.remove()
+    register_resources(live, {files: ["files:read"], mail: ["mail:send"]})
     cli = _cli(make_client, allowed_resources=(files,))
     _error(device_start(live, cli, resource=mail), "invalid_target")
     _error(device_start(live, cli, scope="openid mail:send"), "invalid_scope")

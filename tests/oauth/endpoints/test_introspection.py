@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import requests
 import time_machine
 
-from tests.helpers import refresh_token_active
+from tests.helpers import refresh_token_active, register_resources
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
@@ -210,16 +210,10 @@ def test_introspection_is_only_for_allowed_resource_servers_and_their_tokens(liv
     client an operator allowed to introspect a resource learns about access
     tokens whose audience is that resource (RFC 7662 §2.1, §4); everyone else,
     and every refresh token, gets exactly {"active": false}."""
-    from authz_server.models import Resource
     from tests.conftest import RegisteredClient
 
     files = "https://files.example/mcp"
-    s = live.db.session
-    try:
-        s.add(Resource(identifier=files, name="Files", scopes=["files:read"]))
-        s.commit()
-    finally:
-        s.remove()
+    register_resources(live, {files: ["files:read"]})
     live.server.registration_limiter.reset()
     app = make_client()
     for_issuer = tokens_for(app)  # aud: the default audience

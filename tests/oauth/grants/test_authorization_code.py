@@ -11,7 +11,7 @@ import requests
 from authz_server.models import Client
 from authz_server.security import digest
 from tests.helpers import (audit_rows as _audit, frozen as _frozen, introspect as _introspect,
-                           refresh_token_active, resource_server)
+                           refresh_token_active, register_resources, resource_server)
 
 
 def _redeem(token_post, client, code, verifier, auth="basic", **extra):
@@ -403,17 +403,10 @@ def test_client_with_a_resource_allow_list_is_limited_in_member_flows(live, make
     resources, so a client without a list may name any registered resource; a
     client an operator limited to some resources gets invalid_target for
     another one (RFC 8707 §2) and invalid_scope for its scopes, on the redirect."""
-    from authz_server.models import Resource
     from tests.conftest import auth_params, pkce_pair, redirect_params
 
     files, mail = "https://files.example/mcp", "https://mail.example/mcp"
-    s = live.db.session
-    try:
-        s.add_all([Resource(identifier=files, name="Files", scopes=["files:read"]),
-                   Resource(identifier=mail, name="Mail", scopes=["mail:send"])])
-        s.commit()
-    finally:
-        s.remove()
+    register_resources(live, {files: ["files:read"], mail: ["mail:send"]})
     limited = make_client(allowed_resources=(files,))
     free = make_client()
     _, challenge = pkce_pair()

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from authz_server.models import Resource
+from tests.helpers import register_resources
 
 FILES = "https://files.example/mcp"
 
@@ -176,12 +177,7 @@ def test_client_credentials_reaches_only_the_resources_the_client_is_allowed(liv
     per-client allow-list, like Hydra's audience list). Another registered
     resource is invalid_target (RFC 8707 §2), its scopes invalid_scope (RFC 6749
     §5.2); a client allowed nothing gets the default audience only."""
-    s = live.db.session
-    try:
-        s.add(Resource(identifier=MAIL, name="Mail", scopes=["mail:send"]))
-        s.commit()
-    finally:
-        s.remove()
+    register_resources(live, {MAIL: ["mail:send"]})
     files_only = _machine(make_client, allowed_resources=(FILES,))
     ok = _cc(token_post, files_only, scope="files:read", resource=FILES)
     assert ok.status_code == 200, ok.text
