@@ -110,7 +110,7 @@ class Settings:
     # New registrations per minute per source address (a token bucket, burst =
     # one minute's worth; 0 = unlimited). Per process, or shared through REDIS_URL.
     registration_rate: int = 20
-    # Resources (RFC 8707 URIs) that every dynamically registered (DCR or CIMD)
+    # Resources (RFC 8707 URIs) that every dynamically registered (RFC 7591)
     # confidential client may get with the client_credentials grant. Empty (the
     # default): registrations do not get that grant at all, since anyone may
     # register (oauth.permissions).

@@ -14,6 +14,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 
 from ..models import Client
 from ..security import digest
+from ..storage import clients as client_store
 from . import redirect_uris
 from .registration import cimd
 
@@ -152,6 +153,16 @@ class ClientCache:
             if value is not None:
                 self._items[client_id] = (now, value)
         return value
+
+    def is_enabled(self, client_id) -> bool:
+        """Whether the client exists and is not disabled, as the token endpoint
+        would find it (within the cache TTL). A metadata-document client is
+        judged by its stored row: answering this never fetches a document."""
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 255 or "\x00" in client_id:
+            return False
+        if cimd.looks_like_cimd(client_id):
+            return client_store.is_enabled(self.db.session, client_id)
+        return self.get(client_id) is not None
 
     def invalidate(self, client_id: str | None = None):
         with self._lock:

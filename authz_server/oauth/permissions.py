@@ -15,8 +15,11 @@ registration. The policy, with its defaults:
   issuer), which names no registered resource and is open to every client. So
   an admin client created without ``--resource`` gets tokens for the default
   audience only, with no resource scope.
-- A dynamically registered client (RFC 7591, or a client ID metadata document)
-  gets no ``client_credentials`` grant unless the registration policy allows it:
+- A client ID metadata document never gives ``client_credentials``
+  (registration.cimd refuses a document that asks for it: a URL anyone can
+  publish is no credential of a machine client). A dynamically registered
+  client (RFC 7591) gets no ``client_credentials`` grant unless the
+  registration policy allows it:
   ``AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES`` lists the resources every
   such client may then ask for (empty, the default: the grant is trimmed at
   registration and refused at the token endpoint, also for clients registered

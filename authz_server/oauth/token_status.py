@@ -6,6 +6,8 @@ An access token (our RFC 9068 JWT) is active when all of these hold:
 - it is signed by one of our keys, typed ``at+jwt``, from our issuer, and not
   expired (no leeway: RFC 7662 §2.2 "active", OIDC Core §5.3.3);
 - its ``jti`` is not on the revocation list (RFC 7009 §2.1);
+- the client it was issued to still exists and is not disabled (the token
+  endpoint refuses that client; its tokens must not outlive it, RFC 7592 §2.3);
 - the grant behind it, for a member's token, is neither revoked nor expired;
 - that member is still active in Stytch (``AuthzServer.member_active``, cached
   for AUTHZ_MEMBER_CHECK_SECONDS; when Stytch cannot answer and nothing is
@@ -31,6 +33,8 @@ def access_token_active(server, claims: dict) -> bool:
     """Whether the access token with these (``decode``d) claims is active."""
     session = server.db.session
     if grant_store.access_token_revoked(session, claims.get("jti", "")):
+        return False
+    if not server.clients.is_enabled(claims.get("client_id")):
         return False
     grant_id = claims.get("gid")
     if not grant_id:

@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
-from sqlalchemy import and_, select
+from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
@@ -105,6 +105,12 @@ def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_ty
 
 def get(session, client_id) -> Client | None:
     return session.get(Client, client_id)
+
+
+def is_enabled(session, client_id: str) -> bool:
+    """Whether a client row exists and is not disabled (one primary-key read)."""
+    row = session.execute(select(Client.disabled_at).where(Client.client_id == client_id)).first()
+    return row is not None and row.disabled_at is None
 
 
 def all_clients(session) -> list[Client]:
@@ -359,14 +365,25 @@ def _unused_cimd(cutoff, now):
     fetched (updated_at, see registration.cimd) before ``cutoff``. Anyone can
     make the server create such rows, one per URL they publish; deleting one
     costs nothing but a fetch, should the client come back. Rows with grants
-    stay: they are clients members approved, kept with their history."""
+    stay: they are clients members approved, kept with their history. So do
+    rows an operator acted on: a disabled one (deleting it would lift the block,
+    the next fetch storing the client anew, enabled) and one given resources or
+    introspection rights."""
     any_grant = select(Grant.id).where(Grant.client_id == Client.client_id)
     return and_(
         Client.registered_via == "cimd",
         Client.updated_at < cutoff,
+        Client.disabled_at.is_(None),
+        _empty_list(Client.allowed_resources),
+        _empty_list(Client.introspection_resources),
         ~any_grant.exists(),
         ~_pending_code(now).exists(),
     )
+
+
+def _empty_list(column):
+    # A JSON list column holding nothing, on SQLite and Postgres alike (both keep the JSON text).
+    return func.coalesce(cast(column, Text), "[]").in_(("[]", "null"))
 
 
 def _collect(session, condition, rule: str, dry_run: bool) -> list[str]:

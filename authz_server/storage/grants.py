@@ -194,8 +194,18 @@ def is_active(session, grant_id: str) -> bool:
 
 
 def revoke_access_token(session, jti: str, exp: int) -> None:
-    if session.get(RevokedAccessToken, jti) is None:
-        session.add(RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.timezone.utc)))
+    """List the token until it expires. One INSERT that does nothing when the
+    jti is listed already: two revocations of one token at once both succeed
+    (RFC 7009 §2.2), where a read-then-insert would fail the second."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(
+        insert(RevokedAccessToken)
+        .values(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.timezone.utc))
+        .on_conflict_do_nothing(index_elements=["jti"])
+    )
 
 
 def access_token_revoked(session, jti: str) -> bool:

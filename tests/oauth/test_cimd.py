@@ -951,6 +951,40 @@ def test_cimd_clients_without_grants_are_garbage_collected(cimd_live, docs):
         assert _rows(cimd_live, drive_by) is not None
 
 
+def test_cimd_gc_keeps_rows_an_operator_disabled_or_gave_rights(cimd_live, docs):
+    """A CIMD row an operator disabled stays through `clients gc`: deleting it
+    would lift the block (the next request fetches the document and stores the
+    client anew, enabled). Rows given resources or introspection rights stay
+    too; an untouched row of the same age goes."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from authz_server.storage import clients as store
+
+    _, challenge = pkce_pair()
+    ids = {}
+    for name in ("blocked", "granted", "untouched"):
+        docs.serve_json(f"/{name}.json", docs.document(f"/{name}.json"))
+        ids[name] = docs.url(f"/{name}.json")
+        assert requests.get(cimd_live.url + "/oauth/authorize", params=_params(ids[name], challenge),
+                            allow_redirects=False, timeout=10).status_code == 302
+    with cimd_live.app.app_context():
+        s = cimd_live.db.session
+        store.set_disabled(s, s.get(Client, ids["blocked"]), True)
+        s.execute(update(Client).where(Client.client_id == ids["granted"])
+                  .values(introspection_resources=[cimd_live.settings.audience]))
+        s.execute(update(Client).where(Client.client_id.in_(list(ids.values())))
+                  .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8)))
+        s.commit()
+        s.remove()
+    out = _gc_cli(cimd_live)
+    assert "1 client metadata document client(s)" in out, out
+    assert _rows(cimd_live, ids["untouched"]) is None
+    assert _rows(cimd_live, ids["granted"]) is not None
+    assert _rows(cimd_live, ids["blocked"]).disabled_at is not None
+
+
 # --- Address guard: IPv6 forms that carry an IPv4 address ---
 
 EMBEDDING = [

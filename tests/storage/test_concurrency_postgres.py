@@ -249,3 +249,23 @@ def test_c14_update_racing_a_duplicate_registration_never_rewrites_a_shared_clie
             uris = conn.execute(text("SELECT redirect_uris FROM clients WHERE client_id = :c"),
                                 {"c": first["client_id"]}).scalar_one()
         assert (uris == body["redirect_uris"]) if shared else (uris == change["redirect_uris"]), uris
+
+
+def test_concurrent_revocations_of_one_access_token_all_succeed(live, make_client, tokens_for):
+    """RFC 7009 §2.2: revoking a token already revoked is a 200. Four
+    revocations of one access token at the same instant all answer 200 (one
+    INSERT … ON CONFLICT DO NOTHING, not a read then an insert that fails the
+    losers), and the token is inactive."""
+    client = make_client()
+    rs = make_client(grant_types=("client_credentials",), redirect_uris=(),
+                     introspection_resources=(live.settings.audience,))
+    for _ in range(ROUNDS):
+        at = tokens_for(client)["access_token"]
+
+        def revoke():
+            return requests.post(live.url + "/oauth/revoke", data={"token": at},
+                                 auth=(client.client_id, client.client_secret), timeout=10)
+
+        results = _together(revoke, revoke, revoke, revoke)
+        assert [r.status_code for r in results] == [200] * 4, [r.text for r in results]
+        assert _introspect(live, rs, at) == {"active": False}

@@ -192,6 +192,18 @@ def test_trusted_proxy_takes_the_source_from_x_forwarded_for(live, make_server_w
     assert [r.ip for r in audit_rows(live, "token_issued")] == ["203.0.113.20"]
 
 
+def test_an_ipv6_source_is_its_64_so_one_host_cannot_mint_sources(live, make_server_with):
+    """A host is routinely given a whole IPv6 /64 (RFC 4291 §2.5.4): counted per
+    address it could mint a fresh source, and a fresh budget, per request. The
+    /64 is the source; another /64 has a budget of its own; the audit log still
+    shows the address."""
+    srv = make_server_with(trusted_proxies=1, login_rate=1)
+    assert get(srv, "/login", forwarded_for="2001:db8:0:7::1").status_code == 200
+    assert_429_page(get(srv, "/login", forwarded_for="2001:db8:0:7:ffff:1:2:3"), 60)
+    assert get(srv, "/login", forwarded_for="2001:db8:0:8::1").status_code == 200
+    assert get(srv, "/login", forwarded_for="203.0.113.9").status_code == 200
+
+
 def test_without_trusted_proxies_x_forwarded_for_is_ignored(live, make_server_with, make_client):
     """The default (0 proxies): X-Forwarded-For is whatever the caller says, so it
     neither picks the rate-limit bucket nor lands in the audit log."""

@@ -234,3 +234,35 @@ def test_introspection_is_only_for_allowed_resource_servers_and_their_tokens(liv
     issuer_rs = _rs(live, make_client)
     assert _body(_introspect(live, issuer_rs, for_issuer["access_token"]))["active"] is True
     assert _body(_introspect(live, issuer_rs, for_files["access_token"])) == {"active": False}
+
+
+def test_tokens_of_a_disabled_or_deleted_client_are_inactive_everywhere(live, make_client, tokens_for, token_post):
+    """The token endpoint refuses a disabled or deleted client; its access
+    tokens stop being active with it, at introspection and userinfo alike
+    (one decision, oauth.token_status): a client_credentials token has no
+    grant to revoke, and disabling a client revokes none of its grants."""
+    from authz_server.models import Client
+    from authz_server.storage import clients as store
+
+    rs = _rs(live, make_client)
+    machine = make_client(grant_types=("client_credentials",), redirect_uris=())
+    cc = token_post({"grant_type": "client_credentials"}, auth=(machine.client_id, machine.client_secret))
+    app = make_client()
+    member_token = tokens_for(app)["access_token"]
+    cc_token = cc.json()["access_token"]
+    assert _body(_introspect(live, rs, cc_token))["active"] is True
+    assert _body(_introspect(live, rs, member_token))["active"] is True
+
+    s = live.db.session
+    try:
+        store.set_disabled(s, s.get(Client, app.client_id), True)
+        store.delete(s, s.get(Client, machine.client_id))
+        s.commit()
+    finally:
+        s.remove()
+    live.server.clients.invalidate()  # what every node sees within the client cache's TTL
+
+    assert _body(_introspect(live, rs, cc_token)) == {"active": False}
+    assert _body(_introspect(live, rs, member_token)) == {"active": False}
+    ui = requests.get(live.url + "/oauth/userinfo", headers={"Authorization": "Bearer " + member_token}, timeout=10)
+    assert ui.status_code == 401 and 'error="invalid_token"' in ui.headers["WWW-Authenticate"]
