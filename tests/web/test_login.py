@@ -694,6 +694,27 @@ def test_logout_revokes_the_stytch_session(live, make_client):
     assert prompt_none(b, c)["error"] == "login_required"
 
 
+def test_pages_that_read_or_write_the_session_are_not_cached(live):
+    """RFC 9111 §5.2.2.5: a page that read or wrote the session cookie belongs to
+    one browser (a CSRF token, a login in progress and its verifier, a Set-Cookie),
+    so it answers Cache-Control: no-store and no shared cache hands it to another
+    browser. The public documents keep their own caching headers."""
+    anonymous = Browser(live, ALICE)
+    for path in ("/org/acme/login", "/device", "/oauth/logout"):
+        resp = anonymous.get(path)
+        assert resp.status_code in (200, 302), (path, resp.status_code)
+        assert resp.headers.get("Cache-Control") == "no-store", (path, dict(resp.headers))
+    member = signed_in(live, ALICE)
+    for path in ("/org/acme/login", "/device", "/logout", "/oauth/logout"):
+        resp = member.get(path)
+        assert resp.status_code == 200, (path, resp.status_code)
+        assert path == "/org/acme/login" or 'name="csrf_token"' in resp.text, path
+        assert resp.headers.get("Cache-Control") == "no-store", (path, dict(resp.headers))
+    for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):
+        resp = member.get(path)
+        assert resp.status_code == 200 and resp.headers["Cache-Control"].startswith("public, max-age="), path
+
+
 # --- A member removed in Stytch -------------------------------------------------------------
 
 
