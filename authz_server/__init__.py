@@ -5,7 +5,7 @@ import datetime as dt
 import logging
 import os
 
-from flask import Flask, g, request
+from flask import Flask, g, request, session
 from sqlalchemy import event
 
 from .config import Settings
@@ -95,6 +95,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         for k, v in SECURITY_HEADERS.items():
             resp.headers.setdefault(k, v)
         if request.path.startswith("/oauth/authorize") or request.path.startswith("/login"):
+            resp.headers["Cache-Control"] = "no-store"
+        elif "Cache-Control" not in resp.headers and (session.accessed or session.modified):
+            # A response that read or wrote the session cookie belongs to one
+            # browser (its CSRF token, its login in progress, its Set-Cookie): a
+            # shared cache must never hand it to another (RFC 9111 §5.2.2.5).
             resp.headers["Cache-Control"] = "no-store"
         if cors.applies(request.path):
             cors.decorate(request, resp)

@@ -4,7 +4,8 @@ login and introspection endpoints"; §6 "Redis, when configured, backs rate limi
 Each key (a digest of the caller's address, a client id, ...) has a bucket of
 ``per_minute`` tokens that refills continuously; a burst of one minute's worth
 passes, then one request per ``60 / per_minute`` seconds. Two stores, one
-interface (``check``/``spend`` return 0 or the ``Retry-After`` seconds):
+interface (``check``/``spend`` return 0 or the ``Retry-After`` seconds;
+``refund`` gives back a token ``spend`` took):
 
 - ``RateLimiter``: in this process (the default). N processes allow N times the rate.
 - ``RedisRateLimiter`` (``REDIS_URL``): one bucket per key for every node, updated
@@ -71,6 +72,18 @@ class RateLimiter:
             self._buckets[key] = (tokens - 1.0, now)
             return 0
 
+    def refund(self, key: str) -> None:
+        """Give back the token a ``spend`` took for a request that turned out not
+        to count (a right device code). Spending first and refunding after makes
+        check-and-spend one atomic step: parallel requests cannot all pass a
+        check before any of them spends."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        with self._lock:
+            if key in self._buckets:  # a missing bucket is full: nothing to give back
+                self._buckets[key] = (min(float(self.per_minute), self._current(key, now) + 1.0), now)
+
     def _prune(self, now: float) -> None:
         # Full buckets carry no state; if the table is still full, start afresh
         # rather than grow without bound.
@@ -84,10 +97,11 @@ class RateLimiter:
 
 
 # KEYS[1] the bucket (a hash: tokens, ts); ARGV[1] tokens per minute; ARGV[2]
-# "1" to take a token, "0" to look. Returns 0 (go ahead) or the whole seconds
-# until a token is there. The clock is Redis's own TIME, so nodes whose clocks
-# differ still agree on every bucket. A missing key is a full bucket: a bucket
-# refills completely in 60 s, so the key expires 61 s after its last spend.
+# "1" to take a token, "0" to look, "-1" to give one back (a refund; returns 0).
+# Returns 0 (go ahead) or the whole seconds until a token is there. The clock is
+# Redis's own TIME, so nodes whose clocks differ still agree on every bucket. A
+# missing key is a full bucket: a bucket refills completely in 60 s, so the key
+# expires 61 s after its last spend.
 _TOKEN_BUCKET = """
 if redis.replicate_commands then redis.replicate_commands() end
 local rate = tonumber(ARGV[1])
@@ -99,6 +113,13 @@ if tokens == nil or last == nil then tokens, last = rate, now end
 local elapsed = now - last
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(rate, tokens + elapsed * rate / 60)
+if ARGV[2] == '-1' then
+  if b[1] then
+    redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(rate, tokens + 1)), 'ts', tostring(now))
+    redis.call('EXPIRE', KEYS[1], 61)
+  end
+  return 0
+end
 if tokens < 1 then
   return math.max(1, math.ceil((1 - tokens) * 60 / rate))
 end
@@ -139,12 +160,16 @@ class RedisStore:
         self._down_until = 0.0
         self._lock = threading.Lock()
 
-    def bucket(self, key: str, per_minute: int, spend: bool) -> int:
+    # The script's ARGV[2] for each action on a bucket.
+    _ACTIONS = {"look": 0, "take": 1, "give": -1}
+
+    def bucket(self, key: str, per_minute: int, action: str) -> int:
+        """``take`` a token, ``look`` whether one is there, or ``give`` one back."""
         if self.clock() < self._down_until:
             return 0
         try:
             # EVALSHA; the script is loaded with EVAL only the first time a Redis sees it.
-            return int(self._script(keys=[self.prefix + key], args=[per_minute, 1 if spend else 0]))
+            return int(self._script(keys=[self.prefix + key], args=[per_minute, self._ACTIONS[action]]))
         except self.errors as e:
             self._unreachable(e, "rate limits: allowing requests without limits")
             return 0
@@ -190,10 +215,14 @@ class RedisRateLimiter:
         return self.per_minute > 0
 
     def check(self, key: str) -> int:
-        return self.store.bucket(f"{self.name}:{key}", self.per_minute, spend=False) if self.enabled else 0
+        return self.store.bucket(f"{self.name}:{key}", self.per_minute, "look") if self.enabled else 0
 
     def spend(self, key: str) -> int:
-        return self.store.bucket(f"{self.name}:{key}", self.per_minute, spend=True) if self.enabled else 0
+        return self.store.bucket(f"{self.name}:{key}", self.per_minute, "take") if self.enabled else 0
+
+    def refund(self, key: str) -> None:
+        if self.enabled:
+            self.store.bucket(f"{self.name}:{key}", self.per_minute, "give")
 
     def reset(self) -> None:
         try:

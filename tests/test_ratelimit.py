@@ -58,6 +58,23 @@ def test_zero_disables_the_limit_and_reset_forgets_everything():
     assert limiter.spend("a") == 0
 
 
+def test_refund_gives_back_a_spent_token_never_more_than_a_full_bucket():
+    """Spend first, refund what did not count (a right device code): the refund
+    restores the token, and a bucket never holds more than a minute's worth."""
+    clock = Clock()
+    limiter = RateLimiter(2, clock=clock)
+    assert [limiter.spend("a") for _ in range(2)] == [0, 0]
+    limiter.refund("a")
+    assert limiter.spend("a") == 0 and limiter.spend("a") == 30
+    limiter.refund("full")  # a bucket never spent is full already
+    limiter.refund("a")
+    limiter.refund("a")
+    limiter.refund("a")
+    assert [limiter.spend("a") for _ in range(3)] == [0, 0, 30]
+    assert [limiter.spend("full") for _ in range(3)] == [0, 0, 30]
+    RateLimiter(0).refund("a")  # off: nothing to do
+
+
 def test_the_table_of_buckets_is_bounded():
     clock = Clock()
     limiter = RateLimiter(1, max_keys=10, clock=clock)
@@ -94,6 +111,20 @@ def test_redis_bucket_refills_with_time(redis_prefix):
     time.sleep(1.1)
     assert limiter_.spend("a") == 0
     assert limiter_.spend("a") == 1
+
+
+def test_redis_refund_gives_back_a_spent_token_never_more_than_a_full_bucket(redis_prefix):
+    store = RedisStore(REDIS_URL, redis_prefix)
+    limiter_ = RedisRateLimiter(store, "device-code", 2)
+    assert [limiter_.spend("a") for _ in range(2)] == [0, 0]
+    limiter_.refund("a")
+    assert limiter_.spend("a") == 0 and limiter_.spend("a") > 0
+    for _ in range(3):
+        limiter_.refund("a")
+    spends = [limiter_.spend("a") for _ in range(3)]
+    assert spends[:2] == [0, 0] and spends[2] > 0
+    limiter_.refund("never-spent")  # a missing key is a full bucket: nothing is written
+    assert not store.client.exists(redis_prefix + "device-code:never-spent")
 
 
 def test_redis_keys_carry_the_prefix_and_expire(redis_prefix):

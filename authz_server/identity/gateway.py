@@ -104,9 +104,11 @@ _MESSAGES = {
                               "The sign-in came back with a token that is unknown or already used.",
                               "Start the sign-in again."),
     # The token was minted for a login started in another browser (or the start
-    # URL was not ours): its PKCE challenge does not match this browser's verifier.
+    # URL was not ours), or this browser started another login after it (the
+    # callback finishes the one started last): its PKCE challenge does not match.
     "pkce_mismatch": ("This sign-in was started elsewhere",
-                      "The sign-in came back to a different browser from the one that started it.",
+                      "The sign-in came back to a different browser from the one that started it, "
+                      "or a sign-in started later in another tab of this browser replaced it.",
                       "Start the sign-in again in this browser."),
     "pkce_expected_code_verifier": ("This sign-in was started elsewhere",
                                     "The sign-in came back to a different browser from the one that started it.",

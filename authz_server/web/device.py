@@ -43,28 +43,33 @@ def verify():
     entered = request.values.get("user_code")
     if not entered:
         return _entry_page(member)
-    _check_code_attempts(member)
+    attempt = _spend_code_attempt(member)
     row = device_store.find_pending(_server().db.session, entered)
     if row is None:
-        _spend_code_attempt(member)
         return _entry_page(member, entered[:16], "That code is not valid or has expired. Check the code on your "
                                                  "device; if it has expired, start again there.", 400)
+    _refund_code_attempt(attempt)
     return _confirm_page(member, row, user_codes.display(user_codes.normalize(entered)))
 
 
 # RFC 8628 §5.1: user codes are short, so guessing them is limited. Every page
 # that takes a code (this one and /device/decision, which approves one directly)
 # spends the same per-member bucket on a code that matches no pending device.
-def _check_code_attempts(member):
-    wait = _server().limits.device_code.check(limit_rules.device_code_key(member))
+# The attempt is spent before the code is looked up and given back when it
+# matches: one atomic step per request, so parallel guesses cannot all pass a
+# check before any of them is counted, and still only wrong codes count.
+def _spend_code_attempt(member) -> str:
+    key = limit_rules.device_code_key(member)
+    wait = _server().limits.device_code.spend(key)
     if wait:
         raise PageError("Too many wrong codes", "You entered too many codes that did not match a device.",
                         hint=f"Wait {wait} seconds, then check the code on your device and try again.", status=429,
                         headers={"Retry-After": str(wait)})
+    return key
 
 
-def _spend_code_attempt(member):
-    _server().limits.device_code.spend(limit_rules.device_code_key(member))
+def _refund_code_attempt(key: str) -> None:
+    _server().limits.device_code.refund(key)
 
 
 def _client_for(member, row):
@@ -98,12 +103,12 @@ def decision():
         raise PageError("Choose Allow or Deny", "The form was submitted without a decision.")
     server = _server()
     session = server.db.session
-    _check_code_attempts(member)
+    attempt = _spend_code_attempt(member)
     pending = device_store.find_pending(session, request.form.get("user_code"))
     if pending is None:
-        _spend_code_attempt(member)
         raise PageError("This code has expired", "The request from your device is no longer pending.",
                         hint="Start again on your device to get a new code.")
+    _refund_code_attempt(attempt)
     if choice == "allow":
         _client_for(member, pending)
     row = device_store.decide(session, request.form.get("user_code"), approve=choice == "allow", member=member)

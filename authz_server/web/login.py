@@ -9,20 +9,30 @@ organization, or a client bound to one → Stytch start with the slug →
 
 The login in progress (the parked authorization request, the intermediate
 session, the discovered organizations) rides in the signed session cookie; it
-never reaches the database, so a failed step stores nothing. One login is in
-progress per browser: each login page starts a new one with a new PKCE verifier
-(its challenge rides on every Stytch start URL of the page), and the callback
-hands that verifier to Stytch, so a Stytch token minted for another browser's
-login is refused (RFC 9700 §4.7.1, RFC 6749 §10.12: no login CSRF).
+never reaches the database, so a failed step stores nothing.
+
+Each login is bound to the browser that started it (RFC 9700 §4.7.1, RFC 6749
+§10.12: no login CSRF): each login page starts a login with its own PKCE
+verifier, kept in the session with a random login id; the page's provider links
+go to /login/start/<login id>/<provider>, which marks that login as the one
+this browser set off and sends it to Stytch with the verifier's challenge. The
+callback hands the verifier of the login started last to Stytch, so a Stytch
+token minted for another browser's login is refused. Stytch matches redirect
+URLs exactly, query included, so the login id cannot ride on the callback URL;
+the start link is how the callback knows which of this browser's logins came
+back. The last ``LOGINS_KEPT`` logins are kept, so a second tab (or a mistyped
+organization address) does not break a login already going.
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ..errors import PageError
-from ..identity.gateway import PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode, new_pkce_pair
+from ..identity.gateway import (PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode, new_pkce_pair,
+                                pkce_challenge)
 from ..identity.session import browser_binding, sign_in, sign_out, stytch_session_token
 from ..oauth import limits as limit_rules
+from ..security import new_secret
 from ..sources import source_key
 from ..storage import pending as pending_store
 from . import csrf
@@ -30,6 +40,11 @@ from . import csrf
 bp = Blueprint("login", __name__)
 
 LOGIN_KEY = "login"
+# The logins started in this browser whose Stytch callback has not come back yet.
+LOGINS_KEY = "logins"
+# How many of them are kept (newest first): enough for a few tabs or a reload,
+# few enough that the session cookie stays small (each costs ~150 bytes).
+LOGINS_KEPT = 3
 
 # The pages under AUTHZ_LOGIN_RATE (oauth.limits): each may cost a Stytch call,
 # and the step-up page takes passcodes. Logout is not limited.
@@ -62,6 +77,40 @@ def _save(**changes) -> None:
     data = _state()
     data.update(changes)
     session[LOGIN_KEY] = data
+
+
+def _logins() -> list[dict]:
+    """The logins in progress in this browser, the one active last first."""
+    data = session.get(LOGINS_KEY)
+    if not isinstance(data, list):
+        return []
+    return [dict(e) for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)
+            and isinstance(e.get("verifier"), str) and e["verifier"]]
+
+
+def _new_login(pending_id: str, organization: dict | None, next_url: str | None) -> dict:
+    verifier, _ = new_pkce_pair()
+    entry = {"id": new_secret(12), "verifier": verifier, "pending": pending_id, "organization": organization,
+             "next": next_url}
+    session[LOGINS_KEY] = ([entry] + _logins())[:LOGINS_KEPT]
+    return entry
+
+
+def _login_to_finish() -> dict | None:
+    """The login a Stytch callback belongs to: the one this browser sent to Stytch
+    last. Only if none went through the start link, the newest one (Stytch's
+    PKCE check refuses a token that is not its)."""
+    logins = _logins()
+    started = [e for e in logins if e.get("started")]
+    return (started or logins or [None])[0]
+
+
+def _finish_start(entry: dict) -> None:
+    """Stytch accepted the token of ``entry``: it leaves the logins in progress
+    and becomes the sign-in being finished (organization picker, step-up)."""
+    session[LOGINS_KEY] = [e for e in _logins() if e["id"] != entry["id"]]
+    session[LOGIN_KEY] = {"pending": entry.get("pending"), "organization": entry.get("organization"),
+                          "next": entry.get("next")}
 
 
 def _organization_of_pending(pending_id: str) -> dict | None:
@@ -116,26 +165,20 @@ def _rate_limit():
 
 def _login_page(pending_id: str, organization: dict | None, login_hint: str | None, next_url: str | None = None):
     gw = _gateway()
-    cb = _callback_url()
-    verifier, challenge = new_pkce_pair()
-    links = []
-    for provider in _server().settings.login_providers:
-        if organization:
-            href = gw.organization_start_url(provider, cb, pkce_code_challenge=challenge, login_hint=login_hint,
-                                             **organization)
-        else:
-            href = gw.discovery_start_url(provider, cb, pkce_code_challenge=challenge, login_hint=login_hint)
-        links.append((provider, PROVIDER_NAMES[provider], href))
-    # A new login replaces any earlier one in progress in this browser.
-    session[LOGIN_KEY] = {"pending": pending_id, "organization": organization, "next": next_url,
-                          "verifier": verifier}
     org_name = None
     if organization:
+        # Before anything is written: a mistyped organization address must not
+        # disturb a login going on in another tab.
         try:
             org = gw.organization(organization.get("slug") or organization.get("organization_id"))
         except IdentityError as e:
             raise PageError(e.title, e.message, hint=e.hint, status=e.status) from None
         org_name = org.name
+    entry = _new_login(pending_id, organization, next_url)
+    issuer = _server().settings.issuer
+    links = [(provider, PROVIDER_NAMES[provider],
+              issuer + url_for("login.start", login_id=entry["id"], provider=provider, login_hint=login_hint or None))
+             for provider in _server().settings.login_providers]
     return render_template("login.html", links=links, organization_name=org_name)
 
 
@@ -151,6 +194,31 @@ def org_login(slug):
     return _login_page(request.args.get("pending", "")[:64], {"slug": slug[:128]}, request.args.get("login_hint"))
 
 
+@bp.route("/login/start/<login_id>/<provider>")
+def start(login_id, provider):
+    """A provider link of a login page: this login is now the one the browser set
+    off, and goes to Stytch with its PKCE challenge."""
+    gw = _gateway()
+    if provider not in _server().settings.login_providers:
+        raise PageError("Unknown sign-in method", "This sign-in method is not offered here.",
+                        hint="Start the sign-in again.", status=404)
+    logins = _logins()
+    entry = next((e for e in logins if e["id"] == login_id), None)
+    if entry is None:
+        raise PageError("This sign-in page has expired",
+                        "The sign-in it started already finished, or newer sign-ins in this browser replaced it.",
+                        hint="Start the sign-in again.")
+    entry["started"] = True
+    session[LOGINS_KEY] = [entry] + [e for e in logins if e["id"] != login_id]
+    cb, challenge, hint = _callback_url(), pkce_challenge(entry["verifier"]), request.args.get("login_hint")
+    if entry.get("organization"):
+        url = gw.organization_start_url(provider, cb, pkce_code_challenge=challenge, login_hint=hint,
+                                        **entry["organization"])
+    else:
+        url = gw.discovery_start_url(provider, cb, pkce_code_challenge=challenge, login_hint=hint)
+    return redirect(url, 303)
+
+
 def _fail(e: IdentityError):
     raise PageError(e.title, e.message, hint=e.hint, status=e.status)
 
@@ -164,8 +232,8 @@ def callback():
     if not token or len(token) > 512 or token_type not in ("discovery_oauth", "oauth"):
         raise PageError("This sign-in link is not valid", "The sign-in came back without a usable token.",
                         hint="Start the sign-in again.")
-    verifier = _state().get("verifier")
-    if not isinstance(verifier, str) or not verifier:
+    entry = _login_to_finish()
+    if entry is None:
         # No login was started in this browser (or it already came back): a
         # token from elsewhere must not sign this browser in, nor resume its
         # parked request (RFC 9700 §4.7.1). Stytch is not asked.
@@ -173,16 +241,17 @@ def callback():
                         "This browser has no sign-in in progress, so the sign-in that came back was not accepted.",
                         hint="Start the sign-in again in this browser.")
     # The verifier is spent once Stytch accepts a token; a refused one (another
-    # browser's token, Stytch unreachable) leaves this browser's login going.
+    # browser's token, Stytch unreachable) leaves this browser's logins going.
     try:
         if token_type == "discovery_oauth":
-            found = gw.discovery_authenticate(token, pkce_code_verifier=verifier)
-            _save(verifier=None, ist=found.intermediate_session_token, email=found.email,
+            found = gw.discovery_authenticate(token, pkce_code_verifier=entry["verifier"])
+            _finish_start(entry)
+            _save(ist=found.intermediate_session_token, email=found.email,
                   orgs=[{"id": d.organization.organization_id, "slug": d.organization.slug,
                          "name": d.organization.name, "membership": d.membership} for d in found.organizations])
             return redirect(url_for("login.organizations"), 303)
-        result = gw.oauth_authenticate(token, pkce_code_verifier=verifier)
-        _save(verifier=None)
+        result = gw.oauth_authenticate(token, pkce_code_verifier=entry["verifier"])
+        _finish_start(entry)
         return _complete(result)
     except IdentityError as e:
         _fail(e)
@@ -239,7 +308,12 @@ def _complete(result):
         return redirect(url_for("login.step_up"), 303)
     assert isinstance(result, MemberSession)
     pending_id, next_url = _state().get("pending"), _state().get("next")
+    others = _logins()
     sign_in(result.member, result.session_token, result.session_jwt)
+    if others:
+        # Logins other tabs of this browser started stay: they belong to the
+        # same browser and end in a sign-in of their own.
+        session[LOGINS_KEY] = others
     if pending_id and pending_store.load(_server().db.session, pending_id, browser_binding(create=False)):
         return redirect(url_for("authorize.authorize", pending=pending_id), 303)
     if _safe_next(next_url):

@@ -1206,7 +1206,8 @@ def test_a22_106_login_hint_prefills_the_email_field(live, make_client, browser)
     assert is_login_redirect(resp)
     page = browser.get(resp.headers["Location"])
     href = htmllib.unescape(re.search(r'data-provider="google" href="([^"]+)"', page.text).group(1))
-    assert "provider_login_hint=a%40b.com" in href
+    start = browser.get(href)  # our start link: on to Stytch with the login's PKCE challenge
+    assert start.status_code == 303 and "provider_login_hint=a%40b.com" in start.headers["Location"]
     idp = browser.http.get(href, timeout=10)
     assert 'name="email"' in idp.text and 'value="a@b.com"' in idp.text
     resp = authorize(browser, auth_params(c, ch, login_hint='"><script>x</script>'))

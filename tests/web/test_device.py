@@ -3,11 +3,15 @@ item 87): behind the Stytch login, the code entered or carried by the link,
 a confirmation naming the client, wrong-code lockout, CSRF, no open redirect."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 import requests
 from sqlalchemy import select
 
 from authz_server.models import Consent, DeviceAuthorization
-from tests.conftest import Browser, CSRF
+from tests.conftest import REDIS_URL, Browser, CSRF
 from tests.helpers import DEVICE_GRANT, audit_rows, device_confirm_page, device_decide, device_start
 
 
@@ -108,6 +112,40 @@ def test_wrong_codes_posted_to_device_decision_are_limited_like_device_and_share
     page = device_confirm_page(other, started["verification_uri_complete"])
     assert device_decide(other, page).status_code == 200
     assert _status(live) == "approved"
+
+
+@pytest.mark.parametrize("store", ["process", "redis"])
+def test_parallel_wrong_codes_are_evaluated_at_most_up_to_the_limit(live, make_server_with, request, store):
+    """RFC 8628 §5.1: the wrong-code limit is spent in the same atomic step that
+    checks it, so wrong codes sent in parallel (threads; with Redis, to two
+    servers sharing the bucket) are evaluated at most as often as the limit
+    allows, and the rest get 429."""
+    limit = live.settings.device_code_attempts
+    servers = [live]
+    if store == "redis":
+        prefix = request.getfixturevalue("redis_prefix")
+        servers = [make_server_with(redis_url=REDIS_URL, rate_limit_prefix=prefix) for _ in range(2)]
+    browser = Browser(servers[0])
+    entry = device_confirm_page(browser, "/device")
+    token = CSRF.search(entry.text).group(1)
+    attempts = 60
+    LETTERS = "BCDFGHJKLMNPQRSTVWXZ"  # the user-code alphabet (RFC 8628 §6.1): real lookups, no match
+    start = threading.Barrier(attempts)
+
+    def guess(i):
+        http = requests.Session()
+        http.cookies.update(browser.http.cookies)
+        start.wait(timeout=30)
+        return http.post(servers[i % len(servers)].url + "/device", allow_redirects=False, timeout=30,
+                         data={"csrf_token": token, "user_code": "BCDF-" + "".join(LETTERS[i // 20 ** k % 20] for k in range(4))})
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        answers = list(pool.map(guess, range(attempts)))
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) <= {400, 429}, statuses
+    evaluated = [a for a in answers if a.status_code == 400]
+    assert all("not valid or has expired" in a.text for a in evaluated)
+    assert len(evaluated) <= limit, (len(evaluated), limit)
 
 
 def test_a17_87_approval_is_remembered_and_audited(live, make_client):

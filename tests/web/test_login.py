@@ -161,6 +161,15 @@ def provider_links(page) -> dict:
     return {p: htmllib.unescape(h) for p, h in PROVIDER_LINK.findall(page.text)}
 
 
+def stytch_start(browser: Browser, href: str) -> str:
+    """Where a provider link of our login page sends the browser: the Stytch start
+    URL of that login (the link itself is ours, /login/start/...)."""
+    assert href.startswith(browser.live.url + "/login/start/"), href
+    resp = browser.get(href)
+    assert resp.status_code == 303, (resp.status_code, resp.text[:300])
+    return resp.headers["Location"]
+
+
 def idp_sign_in(browser: Browser, href: str, email: str) -> str:
     """The emulator's identity-provider page: a POST form with an email field.
     Returns where it sends the browser back to (our /login/callback)."""
@@ -303,6 +312,7 @@ def test_discovery_existing_member_authorize_to_tokens(live, make_client):
     links = provider_links(page)
     assert set(links) == {"google", "microsoft"}
     for provider, href in links.items():
+        href = stytch_start(b, href)
         parts = urlsplit(href)
         q = callback_params(href)
         assert f"{parts.scheme}://{parts.netloc}" == live.stytch_url
@@ -467,6 +477,7 @@ def test_org_login_page_uses_the_organization_flow(live):
     assert page.status_code == 200 and "Sign in to Acme" in page.text
     links = provider_links(page)
     for provider, href in links.items():
+        href = stytch_start(b, href)
         parts = urlsplit(href)
         q = callback_params(href)
         assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{live.stytch_url}/v1/b2b/public/oauth/{provider}/start"
@@ -489,7 +500,7 @@ def test_authorize_naming_an_organization_uses_its_login(live, make_client):
     resp = authorize(b, auth_params(c, ch, organization_slug="acme"))
     page = b.get(login_location(resp))
     assert "Sign in to Acme" in page.text
-    href = provider_links(page)["google"]
+    href = stytch_start(b, provider_links(page)["google"])
     assert urlsplit(href).path == "/v1/b2b/public/oauth/google/start" and callback_params(href)["slug"] == "acme"
     back = idp_sign_in(b, href, ALICE)
     assert callback_params(back)["stytch_token_type"] == "oauth"
@@ -505,7 +516,7 @@ def test_authorize_naming_an_organization_id(live, make_client):
     b = Browser(live, ALICE)
     _, ch = pkce_pair()
     page = b.get(login_location(authorize(b, auth_params(c, ch, organization_id=acme_id))))
-    q = callback_params(provider_links(page)["google"])
+    q = callback_params(stytch_start(b, provider_links(page)["google"]))
     assert q["organization_id"] == acme_id and "slug" not in q
     assert "Sign in to Acme" in page.text
 
@@ -522,7 +533,7 @@ def test_member_of_another_organization_must_log_in_again(live, make_client):
     assert p["error"] == "login_required" and p["state"] == "s-o" and p["iss"] == live.url
     resp = authorize(b, auth_params(c, ch, organization_slug="acme"))
     page = b.get(login_location(resp))
-    assert callback_params(provider_links(page)["google"])["slug"] == "acme"
+    assert callback_params(stytch_start(b, provider_links(page)["google"]))["slug"] == "acme"
     p = client_params(follow_to_client(b, b.get(idp_sign_in(b, provider_links(page)["google"], ALICE))), c)
     assert jwt_claims(redeem(live, c, p["code"], v)["id_token"])["organization_slug"] == "acme"
 
@@ -683,6 +694,27 @@ def test_logout_revokes_the_stytch_session(live, make_client):
     assert prompt_none(b, c)["error"] == "login_required"
 
 
+def test_pages_that_read_or_write_the_session_are_not_cached(live):
+    """RFC 9111 §5.2.2.5: a page that read or wrote the session cookie belongs to
+    one browser (a CSRF token, a login in progress and its verifier, a Set-Cookie),
+    so it answers Cache-Control: no-store and no shared cache hands it to another
+    browser. The public documents keep their own caching headers."""
+    anonymous = Browser(live, ALICE)
+    for path in ("/org/acme/login", "/device", "/oauth/logout"):
+        resp = anonymous.get(path)
+        assert resp.status_code in (200, 302), (path, resp.status_code)
+        assert resp.headers.get("Cache-Control") == "no-store", (path, dict(resp.headers))
+    member = signed_in(live, ALICE)
+    for path in ("/org/acme/login", "/device", "/logout", "/oauth/logout"):
+        resp = member.get(path)
+        assert resp.status_code == 200, (path, resp.status_code)
+        assert path == "/org/acme/login" or 'name="csrf_token"' in resp.text, path
+        assert resp.headers.get("Cache-Control") == "no-store", (path, dict(resp.headers))
+    for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json"):
+        resp = member.get(path)
+        assert resp.status_code == 200 and resp.headers["Cache-Control"].startswith("public, max-age="), path
+
+
 # --- A member removed in Stytch -------------------------------------------------------------
 
 
@@ -841,20 +873,91 @@ def test_login_csrf_callback_from_another_browser_is_refused(live, make_client, 
 
 
 def test_login_page_starts_a_new_login_each_time(live, browser):
-    """One login in progress per browser: each login page carries a new PKCE
-    challenge (on every provider link), and a token from the page opened before
-    is refused once a newer login has replaced it."""
-    first = browser.get("/login")
-    second = browser.get("/login")
-    challenges = [{parse_qs(urlsplit(h).query)["pkce_code_challenge"][0] for h in provider_links(p).values()}
-                  for p in (first, second)]
-    assert all(len(c) == 1 for c in challenges) and challenges[0] != challenges[1]
-    stale = idp_sign_in(browser, provider_links(first)["google"], ALICE)
-    assert_page(browser.get(stale), 400, "This sign-in was started elsewhere")
-    assert "member" not in cookie_session(browser)
-    fresh = idp_sign_in(browser, provider_links(second)["google"], ALICE)
-    done = browser.finish_login(browser.get(fresh), ALICE)
+    """Each login page starts a login of its own: a new PKCE challenge, the same
+    on every provider link of the page. The last three stay usable in one
+    browser (tabs, reloads); the link of an older one says its page expired."""
+    pages = [browser.get("/login") for _ in range(4)]
+    challenges = [{callback_params(stytch_start(browser, h))["pkce_code_challenge"] for h in provider_links(p).values()}
+                  for p in pages[1:]]
+    assert all(len(c) == 1 for c in challenges) and len(set.union(*challenges)) == 3
+    resp = assert_page(browser.get(provider_links(pages[0])["google"]), 400, "This sign-in page has expired")
+    assert "Start the sign-in again" in resp.text
+    done = browser.finish_login(browser.get(idp_sign_in(browser, provider_links(pages[1])["google"], ALICE)), ALICE)
     assert done.status_code == 303 and done.headers["Location"] == "/login/done"
+
+
+def _at_idp(browser: Browser, href: str):
+    """Follow a provider link to the emulator's identity-provider page and stop there."""
+    page = browser.http.get(href, timeout=10)
+    assert page.status_code == 200 and 'name="email"' in page.text, page.text[:300]
+    return page
+
+
+def _back_from_idp(browser: Browser, idp_page, email: str):
+    """Sign in on an identity-provider page opened earlier; the callback's response."""
+    back = browser.http.post(idp_page.url, data={**form_fields(idp_page.text), "email": email},
+                             allow_redirects=False, timeout=10)
+    assert back.status_code == 302, back.text[:300]
+    return browser.get(back.headers["Location"])
+
+
+@pytest.mark.parametrize("bad", ["/org/no-such-organization/login", "/login/start/not-a-login/google"])
+def test_a_mistyped_login_page_does_not_disturb_the_login_in_progress(live, make_client, bad):
+    """A login page that fails (an unknown organization in the address, a stale
+    or made-up start link) writes nothing: the login this browser started, now
+    at the identity provider, still comes back and completes the parked
+    authorization request."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    v, ch = pkce_pair()
+    page = b.get(login_location(authorize(b, auth_params(c, ch, state="st-kept"))))
+    idp = _at_idp(b, provider_links(page)["google"])
+    assert b.get(bad).status_code in (400, 404)
+    p = client_params(follow_to_client(b, b.finish_login(_back_from_idp(b, idp, ALICE), ALICE)), c)
+    assert p["state"] == "st-kept"
+    assert jwt_claims(redeem(live, c, p["code"], v)["id_token"])["email"] == ALICE
+
+
+def test_two_login_tabs_in_one_browser_both_complete(live, make_client):
+    """Two tabs of one browser each start an authorization and land on a login
+    page. The first tab's login comes back after the second tab opened its page,
+    and completes its own request; then the second tab's login completes its own."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    v1, ch1 = pkce_pair()
+    v2, ch2 = pkce_pair()
+    page1 = b.get(login_location(authorize(b, auth_params(c, ch1, state="st-tab1"))))
+    idp1 = _at_idp(b, provider_links(page1)["google"])
+    page2 = b.get(login_location(authorize(b, auth_params(c, ch2, state="st-tab2"))))
+    assert page2.status_code == 200
+
+    p1 = client_params(follow_to_client(b, b.finish_login(_back_from_idp(b, idp1, ALICE), ALICE)), c)
+    assert p1["state"] == "st-tab1"
+    assert jwt_claims(redeem(live, c, p1["code"], v1)["id_token"])["email"] == ALICE
+
+    back2 = b.get(idp_sign_in(b, provider_links(page2)["google"], ALICE))
+    p2 = client_params(follow_to_client(b, b.finish_login(back2, ALICE)), c)
+    assert p2["state"] == "st-tab2"
+    assert jwt_claims(redeem(live, c, p2["code"], v2)["id_token"])["email"] == ALICE
+
+
+def test_a_login_overtaken_by_one_started_later_in_another_tab_says_so(live, make_client):
+    """The callback finishes the login this browser sent to Stytch last. When two
+    tabs both went on to the identity provider and the earlier one comes back
+    first, Stytch refuses its token (PKCE); the page says what happened and signs
+    nobody in, and the later tab's login still completes."""
+    c = make_client(client_type="first_party")
+    b = Browser(live, ALICE)
+    _, ch1 = pkce_pair()
+    v2, ch2 = pkce_pair()
+    page1 = b.get(login_location(authorize(b, auth_params(c, ch1, state="st-tab1"))))
+    page2 = b.get(login_location(authorize(b, auth_params(c, ch2, state="st-tab2"))))
+    idp1 = _at_idp(b, provider_links(page1)["google"])
+    idp2 = _at_idp(b, provider_links(page2)["google"])
+    resp = assert_page(_back_from_idp(b, idp1, ALICE), 400, "This sign-in was started elsewhere")
+    assert "started later in another tab" in resp.text and "member" not in cookie_session(b)
+    p2 = client_params(follow_to_client(b, b.finish_login(_back_from_idp(b, idp2, ALICE), ALICE)), c)
+    assert p2["state"] == "st-tab2" and "code" in p2
 
 
 # --- Bad and hostile input at the login routes ----------------------------------------------
