@@ -16,12 +16,13 @@ rotation, RFC 7523 §2.2 / RFC 7517 §4.5).
 """
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import dataclasses
 import http.client
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -30,6 +31,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import dns.asyncresolver
+import dns.exception
 import urllib3.connection
 import urllib3.exceptions
 from urllib3.util.ssl_match_hostname import CertificateError
@@ -75,10 +78,10 @@ SUPPORTED_GRANTS = {"authorization_code", "refresh_token"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 # RFC 6052 §2.1: the NAT64 well-known prefix; the last 32 bits are an IPv4 address.
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
-# Host name lookups run here, so that one that hangs can be given up at the
-# deadline (getaddrinfo has no timeout); bounded, so hanging lookups cannot
-# pile up threads: past the bound, lookups wait in the queue and time out.
-_DNS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cimd-dns")
+# Names listed here are answered from it, before DNS, as the C library's
+# usual "hosts: files dns" does (localhost and other loopback names included).
+HOSTS_FILE = "/etc/hosts"
+_hosts_table: tuple[tuple, dict] | None = None  # ((mtime, size), name -> addresses)
 
 
 class CimdError(ValueError):
@@ -150,41 +153,124 @@ def _refused(ip, allow_loopback: bool) -> bool:
             or (ip.version == 4 and ip in CGNAT) or not ip.is_global)
 
 
-def _getaddrinfo(host: str, port: int, timeout: float, what: str):
+def _hosts() -> dict:
+    """Name -> addresses of the hosts file, read again when it changes."""
+    global _hosts_table
     try:
-        ipaddress.ip_address(host)
+        st = os.stat(HOSTS_FILE)
+        key = (st.st_mtime_ns, st.st_size)
+        cached = _hosts_table
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        table: dict[str, list] = {}
+        with open(HOSTS_FILE, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) < 2:
+                    continue
+                try:
+                    ip = ipaddress.ip_address(fields[0].split("%", 1)[0])
+                except ValueError:
+                    continue
+                for name in fields[1:]:
+                    table.setdefault(name.lower().rstrip("."), []).append(ip)
+    except OSError:
+        return {}
+    _hosts_table = (key, table)
+    return table
+
+
+def _dns_resolver() -> dns.asyncresolver.Resolver:
+    """A resolver set up from the system's resolv.conf, read at each lookup as
+    the C library does when it changes (tests point it at their own server)."""
+    return dns.asyncresolver.Resolver()
+
+
+def _dns_lookup(host: str, timeout: float, what: str) -> list:
+    """The A and AAAA records of ``host``, asked for together, given up after
+    ``timeout`` seconds. Asked by dnspython in the calling thread (an event
+    loop of its own): getaddrinfo has no timeout, so a lookup run elsewhere and
+    abandoned at the deadline would hold its thread until the system resolver
+    gave up (5-30 s), and a few hanging names would starve everyone else's
+    lookups. The search list is not applied: a client's host is a full name."""
+    async def both():
+        resolver = _dns_resolver()
+        answers = await asyncio.gather(*(
+            resolver.resolve(host, rdtype, search=False, raise_on_no_answer=False, lifetime=timeout)
+            for rdtype in ("A", "AAAA")))
+        return [ipaddress.ip_address(r.address) for answer in answers if answer.rrset is not None
+                for r in answer.rrset]
+
+    try:
+        # wait_for bounds the retries' back-off sleeps too, which dnspython's
+        # lifetime alone does not.
+        return asyncio.run(asyncio.wait_for(both(), timeout))
+    except (TimeoutError, dns.exception.Timeout):
+        raise CimdError(f"{what} host did not resolve in time") from None
+
+
+def _addresses(host: str, timeout: float, what: str) -> list:
+    try:
+        return [ipaddress.ip_address(host.split("%", 1)[0])]  # a literal: no lookup
     except ValueError:
         pass
-    else:
-        return socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)  # a literal: no lookup
+    name = host.lower().rstrip(".")
+    listed = _hosts().get(name)
+    if listed:
+        return listed
+    if name == "localhost" or name.endswith(".localhost"):
+        # RFC 6761 §6.3: localhost names are the loopback addresses, never
+        # asked of DNS (for a hosts file that does not list them).
+        return [ipaddress.ip_address("::1"), ipaddress.ip_address("127.0.0.1")]
     if timeout <= 0:
         raise CimdError(f"{what} took too long")
-    future = _DNS.submit(socket.getaddrinfo, host, port, proto=socket.IPPROTO_TCP)
+    return _dns_lookup(host, timeout, what)
+
+
+def _source_for(ip) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address this host would send from to ``ip``, or None without a
+    route (connecting a UDP socket only looks the route up; nothing is sent)."""
     try:
-        return future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()  # if it has not started; a running lookup ends on its own
-        raise CimdError(f"{what} host did not resolve in time") from None
+        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((str(ip), 9))
+            return ipaddress.ip_address(s.getsockname()[0].split("%", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _preferred(addrs: list):
+    """The address to connect to, ordered as getaddrinfo would (RFC 6724 §6,
+    in brief): one without a route last (rule 1); IPv6 first (rule 6) when it
+    is sent from an address of its own kind, global to global or loopback to
+    loopback (rules 2 and 5), else IPv4 first."""
+    def rank(ip):
+        source = _source_for(ip)
+        if source is None:
+            return 3
+        if ip.version == 4:
+            return 1
+        return 0 if (source.is_global, source.is_loopback) == (ip.is_global, ip.is_loopback) else 2
+    return min(addrs, key=rank)  # the first of the best rank, in answer order
 
 
 def resolve(host: str, port: int, *, allow_loopback: bool, what: str = "client_id URL",
             timeout: float = TIMEOUT) -> str:
     """The address to connect to; every address the name resolves to must be
-    public (an attacker's DNS could mix a private one in). The lookup is given
-    up after ``timeout`` seconds."""
+    public (an attacker's DNS could mix a private one in). An IP literal is
+    not looked up; a name the hosts file lists is answered from it; any other
+    name is asked of DNS, given up after ``timeout`` seconds."""
     try:
-        infos = _getaddrinfo(host, port, timeout, what)
-    except (socket.gaierror, UnicodeError, OSError):
+        addrs = _addresses(host, timeout, what)
+    except CimdError:
+        raise
+    except (dns.exception.DNSException, UnicodeError, ValueError, OSError):
         raise CimdError(f"{what} host does not resolve") from None
-    addrs = []
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+    for ip in addrs:
         if _refused(ip, allow_loopback):
             raise CimdError(f"{what} host resolves to a refused address ({ip})")
-        addrs.append(str(ip))
     if not addrs:
         raise CimdError(f"{what} host does not resolve")
-    return addrs[0]
+    return str(_preferred(addrs))
 
 
 def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body: int = MAX_BODY,
