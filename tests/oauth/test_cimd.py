@@ -993,6 +993,67 @@ def test_cimd_fetch_pins_the_checked_address_and_verifies_tls_for_the_host_name(
             docs.httpd.server_close()
 
 
+@pytest.mark.parametrize("drips", ["tls_handshake", "headers"])
+def test_cimd_deadline_holds_when_the_connection_is_made_late_and_the_server_drips(tmp_path, monkeypatch, drips):
+    """The deadline holds whichever phase it runs out in. The server's accept
+    queue is full, so the fetcher's connection is only made when its kernel
+    retries (after about 1 s), close to the 1.5 s deadline; then the server
+    drips its TLS handshake a byte at a time, or completes the handshake just
+    after the deadline and drips its headers. The fetch fails "took too long"
+    within the deadline and a little slack."""
+    import ssl
+    import time
+
+    from authz_server.oauth.registration import cimd
+
+    timeout = 1.5
+    cert_file, key_file = _tls_files(tmp_path, "localhost")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    ip = cimd.resolve("localhost", 443, allow_loopback=True)
+    listener = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+    listener.bind((ip, 0))
+    listener.listen(0)  # room for one waiting connection: the next SYN is dropped
+    port = listener.getsockname()[1]
+    queued = socket.create_connection((ip, port), timeout=5)
+    seen = {}
+
+    def serve():
+        time.sleep(0.5)
+        listener.accept()[0].close()  # room again, for the fetcher's retried SYN
+        conn, _ = listener.accept()
+        seen["connected"] = time.monotonic() - started
+        try:
+            if drips == "tls_handshake":
+                data = b"\x16\x03\x03\x40\x00" + b"\x02" * 100  # a 16 KiB handshake record, slowly
+            else:
+                time.sleep(max(0.0, started + timeout + 0.1 - time.monotonic()))
+                conn = context.wrap_socket(conn, server_side=True)
+                data = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 40 + b"\r\n\r\n{}"
+            for i in range(len(data)):
+                conn.sendall(data[i:i + 1])
+                time.sleep(0.1)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    started = time.monotonic()
+    server.start()
+    try:
+        with pytest.raises(cimd.CimdError, match="took too long"):
+            cimd.fetch(f"https://localhost:{port}/client.json", allow_loopback=True, timeout=timeout)
+        elapsed = time.monotonic() - started
+        assert elapsed < timeout + 0.3, elapsed
+        assert 0.8 < seen["connected"] < timeout, seen  # the connection was made late
+    finally:
+        server.join(15)
+        queued.close()
+        listener.close()
+
+
 def _assert_429_page(resp):
     assert resp.status_code == 429, (resp.status_code, resp.text[:300])
     assert resp.headers["Content-Type"].startswith("text/html") and "Location" not in resp.headers

@@ -35,7 +35,6 @@ import dns.asyncresolver
 import dns.exception
 import urllib3.connection
 import urllib3.exceptions
-from urllib3.util.ssl_match_hostname import CertificateError
 from flask import g, has_app_context, has_request_context
 from joserfc.jwk import KeySet
 from authlib.oauth2.rfc6749 import InvalidClientError
@@ -281,45 +280,62 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body:
 
     One deadline covers the whole fetch: DNS, connect, TLS, headers and body
     (``deadline``, a ``time.monotonic()`` value, else ``timeout`` seconds from
-    now). Socket timeouts alone count per receive, so a server sending one byte
-    a second would hold the request as long as it likes; at the deadline the
-    connection is shut down instead, whatever it is waiting for."""
+    now). The lookup, the connect and the TLS handshake each get the time left
+    as their own timeout (each is bounded whole by it). Headers and body are
+    many receives, and a socket timeout counts per receive, so a server sending
+    one byte a second would hold the request as long as it likes: a watchdog
+    shuts the connection down at the deadline, whatever it is waiting for."""
     if deadline is None:
         deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CimdError(f"{what} took too long")
+        return remaining
+
     scheme, host, port = check_url(url, allow_loopback=allow_loopback, what=what)
     ip = resolve(host, port, allow_loopback=allow_loopback, what=what, timeout=deadline - time.monotonic())
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise CimdError(f"{what} took too long")
-    # Connect to the address we checked, not to a second resolution; TLS sends
-    # the URL's host name (SNI) and verifies the certificate against it, and
-    # the Host header names it too.
-    if scheme == "https":
-        conn = urllib3.connection.HTTPSConnection(
-            ip, port, timeout=remaining, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
-            ssl_context=ssl.create_default_context())
-    else:
-        conn = urllib3.connection.HTTPConnection(ip, port, timeout=remaining)
+    context = ssl.create_default_context() if scheme == "https" else None
     name = f"[{host}]" if ":" in host else host
     authority = name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
+    path = url.split("://", 1)[1]
+    path = path[path.index("/"):]
     expired = threading.Event()
+    lock = threading.Lock()  # cut() never shuts down a descriptor being closed
+    sock = guard = watchdog = conn = None
 
     def cut():
-        # Shutting the socket down wakes whatever read or handshake is blocked on it.
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            try:
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+        # Shutting the connection down wakes whatever handshake or read is blocked on it.
+        with lock:
+            expired.set()
+            if guard is not None:
+                try:
+                    guard.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
-    watchdog = threading.Timer(remaining, cut)
-    watchdog.daemon = True
-    watchdog.start()
     try:
-        path = url.split("://", 1)[1]
-        path = path[path.index("/"):]
+        # Connect to the address we checked, not to a second resolution.
+        sock = socket.create_connection((ip, port), timeout=left())
+        # The watchdog's own descriptor of the connection, armed before the
+        # handshake: TLS takes over the descriptor of the socket it wraps
+        # (leaving that socket object closed), and shutting a connection down
+        # through any of its descriptors ends it for all.
+        guard = sock.dup()
+        watchdog = threading.Timer(left(), cut)
+        watchdog.daemon = True
+        watchdog.start()
+        if context is not None:
+            # TLS sends the URL's host name (SNI) and verifies the certificate
+            # against it; one handshake call, bounded whole by its timeout.
+            sock.settimeout(left())
+            sock = context.wrap_socket(sock, server_hostname=host.rstrip("."))
+        # urllib3 writes the request and reads the response on the connection
+        # made here (it connects only when it has none); the Host header names
+        # the URL's host.
+        conn = urllib3.connection.HTTPConnection(ip, port, timeout=left())
+        conn.sock = sock
         conn.request("GET", path, headers={"Host": authority, "Accept": "application/json",
                                            "User-Agent": "authz-server-cimd"},
                      preload_content=False, decode_content=False)
@@ -337,13 +353,23 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body:
         if len(body) > max_body:
             raise CimdError(f"{what} serves a body that is too large")
         return body, cache_seconds(resp.headers.get("Cache-Control"))
-    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError, CertificateError) as e:
-        if expired.is_set():
+    except CimdError:
+        raise
+    except (OSError, ValueError, http.client.HTTPException, urllib3.exceptions.HTTPError) as e:
+        # Every timeout above is the time left, so one firing is the deadline.
+        if expired.is_set() or isinstance(e, (TimeoutError, urllib3.exceptions.TimeoutError)):
             raise CimdError(f"{what} took too long") from None
         raise CimdError(f"{what} could not be fetched ({type(e).__name__})") from None
     finally:
-        watchdog.cancel()
-        conn.close()
+        if watchdog is not None:
+            watchdog.cancel()
+        with lock:
+            if guard is not None:
+                guard.close()
+        if conn is not None:
+            conn.close()
+        if sock is not None:
+            sock.close()
 
 
 def cache_seconds(header: str | None) -> int:
