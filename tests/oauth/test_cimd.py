@@ -739,26 +739,194 @@ def test_cimd_slow_jwks_uri_is_cut_at_the_same_deadline(cimd_live, docs, caplog)
     assert any("jwks_uri took too long" in r.getMessage() for r in caplog.records)
 
 
-def test_cimd_dns_lookup_is_inside_the_deadline(monkeypatch):
-    """The host name lookup counts against the deadline too (a
-    lookup that hangs is given up, getaddrinfo has no timeout of its own)."""
-    import socket
+class NameServer:
+    """A DNS server on 127.0.0.1 (UDP) for the names of a test: A records from
+    ``records`` (no AAAA), NXDOMAIN for other names, and no answer at all for
+    names starting with "hang" (an attacker's name server that never answers).
+    ``asked`` lists the names queried."""
+
+    def __init__(self):
+        self.records: dict[str, str] = {}
+        self.asked: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import dns.exception
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+        import dns.rrset
+
+        while not self.stopped.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+                query = dns.message.from_wire(data)
+            except (OSError, ValueError, dns.exception.DNSException):
+                continue
+            question = query.question[0]
+            name = question.name.to_text().rstrip(".")
+            self.asked.append(name)
+            if name.startswith("hang"):
+                continue
+            response = dns.message.make_response(query)
+            if name not in self.records:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.records[name]))
+            self.sock.sendto(response.to_wire(), peer)
+
+    def resolver(self):
+        import dns.asyncresolver
+
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = self.port
+        return resolver
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        """The C library's lookup of ``host`` through this server: it waits
+        (10 s, "timeout:5 attempts:2") for an answer that never comes."""
+        import dns.exception
+        import dns.resolver
+
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = self.port
+        try:
+            answer = resolver.resolve(host, "A", lifetime=10, search=False)
+        except dns.resolver.NXDOMAIN:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        except dns.exception.Timeout:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution") from None
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (r.address, port)) for r in answer]
+
+
+@pytest.fixture
+def name_server(monkeypatch):
+    """The fetcher asks a NameServer instead of the system's; so does the
+    system resolver (getaddrinfo) for names under .test, so a fetcher that
+    went back to it would wait as it would in production."""
+    from authz_server.oauth.registration import cimd
+
+    server = NameServer()
+    monkeypatch.setattr(cimd, "_dns_resolver", server.resolver)
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if isinstance(host, str) and host.rstrip(".").endswith(".test"):
+            return server.getaddrinfo(host, port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield server
+    server.stopped.set()
+    server.sock.close()
+
+
+def test_cimd_dns_lookup_is_inside_the_deadline(name_server):
+    """The host name lookup counts against the deadline too: a name
+    server that never answers is given up at the deadline."""
     import time
 
     from authz_server.oauth.registration import cimd
 
-    real = socket.getaddrinfo
-
-    def slow(host, *a, **k):
-        if host == "slow-dns.example":
-            time.sleep(3)
-        return real(host, *a, **k)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
     started = time.monotonic()
     with pytest.raises(cimd.CimdError, match="did not resolve in time"):
-        cimd.fetch("https://slow-dns.example/client.json", allow_loopback=False, timeout=1)
-    assert time.monotonic() - started < 1.5
+        cimd.fetch("https://hang.test/client.json", allow_loopback=False, timeout=1)
+    assert time.monotonic() - started < 1.2
+    assert "hang.test" in name_server.asked
+    name_server.records["nowhere.test"] = "10.0.0.1"
+    with pytest.raises(cimd.CimdError, match=r"refused address \(10.0.0.1\)"):
+        cimd.fetch("https://nowhere.test/client.json", allow_loopback=False, timeout=1)
+    with pytest.raises(cimd.CimdError, match="host does not resolve"):
+        cimd.fetch("https://unknown.test/client.json", allow_loopback=False, timeout=1)
+
+
+def test_cimd_hanging_dns_lookups_do_not_starve_other_clients_lookups(make_server_with, name_server, tmp_path,
+                                                                       monkeypatch):
+    """Twelve /oauth/authorize requests whose client_id hosts an attacker's
+    name server never answers are in flight, each held to the 3 s deadline;
+    meanwhile a client whose name resolves is fetched at once (no shared pool
+    of lookup threads for the hanging ones to fill)."""
+    import ssl
+    import time
+
+    live = make_server_with(cimd_allow_loopback=True, cimd_fetch_rate=0)
+    cert_file, key_file = _tls_files(tmp_path, "good.test")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    good = DocServer("127.0.0.1", context)
+    name_server.records["good.test"] = "127.0.0.1"
+    try:
+        url = f"https://good.test:{good.port}/client.json"
+        good.serve_json("/client.json", dict(good.document("/client.json"), client_id=url))
+        hanging = [f"hang-{i}.test" for i in range(12)]
+        results = {}
+
+        def authorize(host):
+            _, challenge = pkce_pair()
+            started = time.monotonic()
+            resp = requests.get(live.url + "/oauth/authorize", params=_params(f"https://{host}/client.json", challenge),
+                                allow_redirects=False, timeout=20)
+            results[host] = (resp.status_code, time.monotonic() - started)
+
+        threads = [threading.Thread(target=authorize, args=(host,)) for host in hanging]
+        for t in threads:
+            t.start()
+        waited = time.monotonic()
+        while not set(hanging) <= set(name_server.asked) and time.monotonic() - waited < 2:
+            time.sleep(0.05)
+        _, challenge = pkce_pair()
+        started = time.monotonic()
+        resp = requests.get(live.url + "/oauth/authorize", params=_params(url, challenge), allow_redirects=False,
+                            timeout=20)
+        elapsed = time.monotonic() - started
+        assert resp.status_code in (302, 303) and resp.headers["Location"].startswith("/login"), \
+            (resp.status_code, resp.text[:300])
+        assert elapsed < 1.5, elapsed
+        assert good.hits == {"/client.json": 1}
+        for t in threads:
+            t.join(10)
+        assert set(hanging) <= set(name_server.asked)
+        for host in hanging:
+            status, took = results[host]
+            assert status == 400 and 2.5 < took < 3.5, (host, status, took)
+    finally:
+        good.httpd.shutdown()
+        good.httpd.server_close()
+
+
+def test_cimd_hosts_file_names_and_ip_literals_are_not_asked_of_dns(name_server, tmp_path, monkeypatch):
+    """Names the hosts file lists are answered from it (all their addresses
+    checked), localhost names are loopback even when it does not list them
+    (RFC 6761 §6.3), IP literals are taken as they are: none is asked of DNS."""
+    from authz_server.oauth.registration import cimd
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# comment\n127.0.0.1 docs.internal  # trailing\n"
+                     "8.8.8.8 mixed.internal\n10.1.2.3 mixed.internal\n")
+    monkeypatch.setattr(cimd, "HOSTS_FILE", str(hosts))
+    assert cimd.resolve("docs.internal", 443, allow_loopback=True) == "127.0.0.1"
+    assert cimd.resolve("DOCS.internal.", 443, allow_loopback=True) == "127.0.0.1"
+    with pytest.raises(cimd.CimdError, match="refused address"):
+        cimd.resolve("docs.internal", 443, allow_loopback=False)
+    with pytest.raises(cimd.CimdError, match=r"refused address \(10.1.2.3\)"):
+        cimd.resolve("mixed.internal", 443, allow_loopback=True)
+    assert cimd.resolve("localhost", 443, allow_loopback=True) in ("127.0.0.1", "::1")
+    assert cimd.resolve("app.localhost", 443, allow_loopback=True) in ("127.0.0.1", "::1")
+    assert cimd.resolve("127.0.0.1", 443, allow_loopback=True) == "127.0.0.1"
+    assert cimd.resolve("::1", 443, allow_loopback=True) == "::1"
+    assert name_server.asked == []
+    # The file is read again when it changes.
+    hosts.write_text("127.0.0.2 docs.internal other.internal\n")
+    assert cimd.resolve("other.internal", 443, allow_loopback=True) == "127.0.0.2"
+    assert name_server.asked == []
 
 
 def _tls_files(tmp_path, name):
@@ -823,6 +991,67 @@ def test_cimd_fetch_pins_the_checked_address_and_verifies_tls_for_the_host_name(
         for docs in (good, other):
             docs.httpd.shutdown()
             docs.httpd.server_close()
+
+
+@pytest.mark.parametrize("drips", ["tls_handshake", "headers"])
+def test_cimd_deadline_holds_when_the_connection_is_made_late_and_the_server_drips(tmp_path, monkeypatch, drips):
+    """The deadline holds whichever phase it runs out in. The server's accept
+    queue is full, so the fetcher's connection is only made when its kernel
+    retries (after about 1 s), close to the 1.5 s deadline; then the server
+    drips its TLS handshake a byte at a time, or completes the handshake just
+    after the deadline and drips its headers. The fetch fails "took too long"
+    within the deadline and a little slack."""
+    import ssl
+    import time
+
+    from authz_server.oauth.registration import cimd
+
+    timeout = 1.5
+    cert_file, key_file = _tls_files(tmp_path, "localhost")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    ip = cimd.resolve("localhost", 443, allow_loopback=True)
+    listener = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+    listener.bind((ip, 0))
+    listener.listen(0)  # room for one waiting connection: the next SYN is dropped
+    port = listener.getsockname()[1]
+    queued = socket.create_connection((ip, port), timeout=5)
+    seen = {}
+
+    def serve():
+        time.sleep(0.5)
+        listener.accept()[0].close()  # room again, for the fetcher's retried SYN
+        conn, _ = listener.accept()
+        seen["connected"] = time.monotonic() - started
+        try:
+            if drips == "tls_handshake":
+                data = b"\x16\x03\x03\x40\x00" + b"\x02" * 100  # a 16 KiB handshake record, slowly
+            else:
+                time.sleep(max(0.0, started + timeout + 0.1 - time.monotonic()))
+                conn = context.wrap_socket(conn, server_side=True)
+                data = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"s" * 40 + b"\r\n\r\n{}"
+            for i in range(len(data)):
+                conn.sendall(data[i:i + 1])
+                time.sleep(0.1)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    started = time.monotonic()
+    server.start()
+    try:
+        with pytest.raises(cimd.CimdError, match="took too long"):
+            cimd.fetch(f"https://localhost:{port}/client.json", allow_loopback=True, timeout=timeout)
+        elapsed = time.monotonic() - started
+        assert elapsed < timeout + 0.3, elapsed
+        assert 0.8 < seen["connected"] < timeout, seen  # the connection was made late
+    finally:
+        server.join(15)
+        queued.close()
+        listener.close()
 
 
 def _assert_429_page(resp):

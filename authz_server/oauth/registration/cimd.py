@@ -16,12 +16,13 @@ rotation, RFC 7523 §2.2 / RFC 7517 §4.5).
 """
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import dataclasses
 import http.client
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -30,9 +31,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import dns.asyncresolver
+import dns.exception
 import urllib3.connection
 import urllib3.exceptions
-from urllib3.util.ssl_match_hostname import CertificateError
 from flask import g, has_app_context, has_request_context
 from joserfc.jwk import KeySet
 from authlib.oauth2.rfc6749 import InvalidClientError
@@ -75,10 +77,10 @@ SUPPORTED_GRANTS = {"authorization_code", "refresh_token"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 # RFC 6052 §2.1: the NAT64 well-known prefix; the last 32 bits are an IPv4 address.
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
-# Host name lookups run here, so that one that hangs can be given up at the
-# deadline (getaddrinfo has no timeout); bounded, so hanging lookups cannot
-# pile up threads: past the bound, lookups wait in the queue and time out.
-_DNS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cimd-dns")
+# Names listed here are answered from it, before DNS, as the C library's
+# usual "hosts: files dns" does (localhost and other loopback names included).
+HOSTS_FILE = "/etc/hosts"
+_hosts_table: tuple[tuple, dict] | None = None  # ((mtime, size), name -> addresses)
 
 
 class CimdError(ValueError):
@@ -150,41 +152,124 @@ def _refused(ip, allow_loopback: bool) -> bool:
             or (ip.version == 4 and ip in CGNAT) or not ip.is_global)
 
 
-def _getaddrinfo(host: str, port: int, timeout: float, what: str):
+def _hosts() -> dict:
+    """Name -> addresses of the hosts file, read again when it changes."""
+    global _hosts_table
     try:
-        ipaddress.ip_address(host)
+        st = os.stat(HOSTS_FILE)
+        key = (st.st_mtime_ns, st.st_size)
+        cached = _hosts_table
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        table: dict[str, list] = {}
+        with open(HOSTS_FILE, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) < 2:
+                    continue
+                try:
+                    ip = ipaddress.ip_address(fields[0].split("%", 1)[0])
+                except ValueError:
+                    continue
+                for name in fields[1:]:
+                    table.setdefault(name.lower().rstrip("."), []).append(ip)
+    except OSError:
+        return {}
+    _hosts_table = (key, table)
+    return table
+
+
+def _dns_resolver() -> dns.asyncresolver.Resolver:
+    """A resolver set up from the system's resolv.conf, read at each lookup as
+    the C library does when it changes (tests point it at their own server)."""
+    return dns.asyncresolver.Resolver()
+
+
+def _dns_lookup(host: str, timeout: float, what: str) -> list:
+    """The A and AAAA records of ``host``, asked for together, given up after
+    ``timeout`` seconds. Asked by dnspython in the calling thread (an event
+    loop of its own): getaddrinfo has no timeout, so a lookup run elsewhere and
+    abandoned at the deadline would hold its thread until the system resolver
+    gave up (5-30 s), and a few hanging names would starve everyone else's
+    lookups. The search list is not applied: a client's host is a full name."""
+    async def both():
+        resolver = _dns_resolver()
+        answers = await asyncio.gather(*(
+            resolver.resolve(host, rdtype, search=False, raise_on_no_answer=False, lifetime=timeout)
+            for rdtype in ("A", "AAAA")))
+        return [ipaddress.ip_address(r.address) for answer in answers if answer.rrset is not None
+                for r in answer.rrset]
+
+    try:
+        # wait_for bounds the retries' back-off sleeps too, which dnspython's
+        # lifetime alone does not.
+        return asyncio.run(asyncio.wait_for(both(), timeout))
+    except (TimeoutError, dns.exception.Timeout):
+        raise CimdError(f"{what} host did not resolve in time") from None
+
+
+def _addresses(host: str, timeout: float, what: str) -> list:
+    try:
+        return [ipaddress.ip_address(host.split("%", 1)[0])]  # a literal: no lookup
     except ValueError:
         pass
-    else:
-        return socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)  # a literal: no lookup
+    name = host.lower().rstrip(".")
+    listed = _hosts().get(name)
+    if listed:
+        return listed
+    if name == "localhost" or name.endswith(".localhost"):
+        # RFC 6761 §6.3: localhost names are the loopback addresses, never
+        # asked of DNS (for a hosts file that does not list them).
+        return [ipaddress.ip_address("::1"), ipaddress.ip_address("127.0.0.1")]
     if timeout <= 0:
         raise CimdError(f"{what} took too long")
-    future = _DNS.submit(socket.getaddrinfo, host, port, proto=socket.IPPROTO_TCP)
+    return _dns_lookup(host, timeout, what)
+
+
+def _source_for(ip) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address this host would send from to ``ip``, or None without a
+    route (connecting a UDP socket only looks the route up; nothing is sent)."""
     try:
-        return future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()  # if it has not started; a running lookup ends on its own
-        raise CimdError(f"{what} host did not resolve in time") from None
+        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((str(ip), 9))
+            return ipaddress.ip_address(s.getsockname()[0].split("%", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _preferred(addrs: list):
+    """The address to connect to, ordered as getaddrinfo would (RFC 6724 §6,
+    in brief): one without a route last (rule 1); IPv6 first (rule 6) when it
+    is sent from an address of its own kind, global to global or loopback to
+    loopback (rules 2 and 5), else IPv4 first."""
+    def rank(ip):
+        source = _source_for(ip)
+        if source is None:
+            return 3
+        if ip.version == 4:
+            return 1
+        return 0 if (source.is_global, source.is_loopback) == (ip.is_global, ip.is_loopback) else 2
+    return min(addrs, key=rank)  # the first of the best rank, in answer order
 
 
 def resolve(host: str, port: int, *, allow_loopback: bool, what: str = "client_id URL",
             timeout: float = TIMEOUT) -> str:
     """The address to connect to; every address the name resolves to must be
-    public (an attacker's DNS could mix a private one in). The lookup is given
-    up after ``timeout`` seconds."""
+    public (an attacker's DNS could mix a private one in). An IP literal is
+    not looked up; a name the hosts file lists is answered from it; any other
+    name is asked of DNS, given up after ``timeout`` seconds."""
     try:
-        infos = _getaddrinfo(host, port, timeout, what)
-    except (socket.gaierror, UnicodeError, OSError):
+        addrs = _addresses(host, timeout, what)
+    except CimdError:
+        raise
+    except (dns.exception.DNSException, UnicodeError, ValueError, OSError):
         raise CimdError(f"{what} host does not resolve") from None
-    addrs = []
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+    for ip in addrs:
         if _refused(ip, allow_loopback):
             raise CimdError(f"{what} host resolves to a refused address ({ip})")
-        addrs.append(str(ip))
     if not addrs:
         raise CimdError(f"{what} host does not resolve")
-    return addrs[0]
+    return str(_preferred(addrs))
 
 
 def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body: int = MAX_BODY,
@@ -195,45 +280,62 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body:
 
     One deadline covers the whole fetch: DNS, connect, TLS, headers and body
     (``deadline``, a ``time.monotonic()`` value, else ``timeout`` seconds from
-    now). Socket timeouts alone count per receive, so a server sending one byte
-    a second would hold the request as long as it likes; at the deadline the
-    connection is shut down instead, whatever it is waiting for."""
+    now). The lookup, the connect and the TLS handshake each get the time left
+    as their own timeout (each is bounded whole by it). Headers and body are
+    many receives, and a socket timeout counts per receive, so a server sending
+    one byte a second would hold the request as long as it likes: a watchdog
+    shuts the connection down at the deadline, whatever it is waiting for."""
     if deadline is None:
         deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CimdError(f"{what} took too long")
+        return remaining
+
     scheme, host, port = check_url(url, allow_loopback=allow_loopback, what=what)
     ip = resolve(host, port, allow_loopback=allow_loopback, what=what, timeout=deadline - time.monotonic())
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise CimdError(f"{what} took too long")
-    # Connect to the address we checked, not to a second resolution; TLS sends
-    # the URL's host name (SNI) and verifies the certificate against it, and
-    # the Host header names it too.
-    if scheme == "https":
-        conn = urllib3.connection.HTTPSConnection(
-            ip, port, timeout=remaining, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
-            ssl_context=ssl.create_default_context())
-    else:
-        conn = urllib3.connection.HTTPConnection(ip, port, timeout=remaining)
+    context = ssl.create_default_context() if scheme == "https" else None
     name = f"[{host}]" if ":" in host else host
     authority = name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
+    path = url.split("://", 1)[1]
+    path = path[path.index("/"):]
     expired = threading.Event()
+    lock = threading.Lock()  # cut() never shuts down a descriptor being closed
+    sock = guard = watchdog = conn = None
 
     def cut():
-        # Shutting the socket down wakes whatever read or handshake is blocked on it.
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            try:
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+        # Shutting the connection down wakes whatever handshake or read is blocked on it.
+        with lock:
+            expired.set()
+            if guard is not None:
+                try:
+                    guard.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
-    watchdog = threading.Timer(remaining, cut)
-    watchdog.daemon = True
-    watchdog.start()
     try:
-        path = url.split("://", 1)[1]
-        path = path[path.index("/"):]
+        # Connect to the address we checked, not to a second resolution.
+        sock = socket.create_connection((ip, port), timeout=left())
+        # The watchdog's own descriptor of the connection, armed before the
+        # handshake: TLS takes over the descriptor of the socket it wraps
+        # (leaving that socket object closed), and shutting a connection down
+        # through any of its descriptors ends it for all.
+        guard = sock.dup()
+        watchdog = threading.Timer(left(), cut)
+        watchdog.daemon = True
+        watchdog.start()
+        if context is not None:
+            # TLS sends the URL's host name (SNI) and verifies the certificate
+            # against it; one handshake call, bounded whole by its timeout.
+            sock.settimeout(left())
+            sock = context.wrap_socket(sock, server_hostname=host.rstrip("."))
+        # urllib3 writes the request and reads the response on the connection
+        # made here (it connects only when it has none); the Host header names
+        # the URL's host.
+        conn = urllib3.connection.HTTPConnection(ip, port, timeout=left())
+        conn.sock = sock
         conn.request("GET", path, headers={"Host": authority, "Accept": "application/json",
                                            "User-Agent": "authz-server-cimd"},
                      preload_content=False, decode_content=False)
@@ -251,13 +353,23 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body:
         if len(body) > max_body:
             raise CimdError(f"{what} serves a body that is too large")
         return body, cache_seconds(resp.headers.get("Cache-Control"))
-    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError, CertificateError) as e:
-        if expired.is_set():
+    except CimdError:
+        raise
+    except (OSError, ValueError, http.client.HTTPException, urllib3.exceptions.HTTPError) as e:
+        # Every timeout above is the time left, so one firing is the deadline.
+        if expired.is_set() or isinstance(e, (TimeoutError, urllib3.exceptions.TimeoutError)):
             raise CimdError(f"{what} took too long") from None
         raise CimdError(f"{what} could not be fetched ({type(e).__name__})") from None
     finally:
-        watchdog.cancel()
-        conn.close()
+        if watchdog is not None:
+            watchdog.cancel()
+        with lock:
+            if guard is not None:
+                guard.close()
+        if conn is not None:
+            conn.close()
+        if sock is not None:
+            sock.close()
 
 
 def cache_seconds(header: str | None) -> int:
