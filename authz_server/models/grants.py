@@ -85,7 +85,8 @@ class RefreshToken(Base):
     revoked_at = mapped_column(UTCDateTime)
     # The child this token's rotation issued, encrypted with the key-encryption
     # key (Fernet), kept while a replay inside the grace window must get that same
-    # child rather than a second live branch; cleared once the window is over.
+    # child rather than a second live branch; cleared within a window after its
+    # own closed (storage.grants._forget_children).
     child_token_encrypted: Mapped[str | None] = mapped_column(Text)
 
     # Only the tokens whose child is still kept (those used within the last grace

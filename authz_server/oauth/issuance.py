@@ -19,9 +19,10 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
     """Mint the access token (and refresh and id tokens when asked), record the
     issuance in the audit log, and return the JSON body.
 
-    ``refresh_token`` is a child already issued, to answer a replay inside the
-    refresh grace window with (the family keeps one live branch); otherwise a
-    ``refresh_source`` gets a new refresh token.
+    With a ``refresh_source`` a refresh token is inserted (``refresh_token``:
+    the value a rotation drew, else a new one); without, a ``refresh_token`` is
+    one already issued, answered again to a replay inside the refresh grace
+    window (the family keeps one live branch).
 
     ``expires_in`` is always sent and ``token_type`` is always ``Bearer``
     (spec-checklist item 40)."""
@@ -44,13 +45,13 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
     }
     if not scope:
         body.pop("scope")
-    if refresh_token is not None:
-        body["refresh_token"] = refresh_token
-    elif refresh_source is not None:
+    if refresh_source is not None:
         body["refresh_token"] = grant_store.new_refresh_token(
             session, refresh_source, grant_id=grant_id, grant_expires_at=grant_expires_at,
-            idle_ttl=settings.refresh_token_idle_ttl, parent_hash=parent_hash, kek=server.kek,
+            idle_ttl=settings.refresh_token_idle_ttl, parent_hash=parent_hash, token=refresh_token,
         )
+    elif refresh_token is not None:
+        body["refresh_token"] = refresh_token  # already issued (a replay inside the grace window)
     if id_token and "openid" in scope_rules.split(scope):
         body["id_token"] = server.minter.id_token(
             client=client,
@@ -67,7 +68,7 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
         session, "token_issued", client_id=client.client_id, subject=subject, organization_id=organization_id,
         grant_id=grant_id, grant_type=grant_type, jti=at_claims["jti"],
         refresh_token="refresh_token" in body, id_token="id_token" in body,
-        grace_replay=True if refresh_token is not None else None,
+        grace_replay=True if refresh_token is not None and refresh_source is None else None,
     )
     return body
 

@@ -32,15 +32,12 @@ def create(session, *, client_id, subject, organization_id, scope, resource, cla
 
 
 def new_refresh_token(session, source, *, grant_id: str, grant_expires_at, idle_ttl: int,
-                      parent_hash: str | None = None, kek: Fernet | None = None) -> str:
+                      parent_hash: str | None = None, token: str | None = None) -> str:
     """Insert a refresh token for the grant; ``source`` is the grant or the parent
-    token row, whose grant fields are copied (see RefreshToken).
-
-    A child (``parent_hash`` given) is also kept on its parent's row, encrypted
-    with the key-encryption key ``kek``, so a replay of the parent inside the
-    grace window gets this very token (see use_refresh_token). The parent row is
-    the one this transaction's rotation UPDATE locked: no other lock is taken."""
-    token = new_secret(32)
+    token row, whose grant fields are copied (see RefreshToken). ``token`` is the
+    value a rotation already drew (and kept on the parent, see
+    use_refresh_token); otherwise a new one is drawn."""
+    token = token or new_secret(32)
     now = utcnow()
     expires = min(now + dt.timedelta(seconds=idle_ttl), grant_expires_at)
     session.add(
@@ -60,22 +57,15 @@ def new_refresh_token(session, source, *, grant_id: str, grant_expires_at, idle_
             grant_expires_at=grant_expires_at,
         )
     )
-    if parent_hash is not None:
-        if kek is None:
-            raise ValueError("a rotated refresh token needs the key-encryption key to keep its child")
-        session.execute(
-            update(RefreshToken).where(RefreshToken.token_hash == parent_hash)
-            .values(child_token_encrypted=kek.encrypt(token.encode()).decode())
-            .execution_options(synchronize_session=False)
-        )
     return token
 
 
 @dataclass
 class Rotation:
-    """What presenting a refresh token found: ``token`` (its row) to rotate, with
-    ``child`` set when it is a replay inside the grace window (answer with that
-    refresh token, issue none); or nothing, with ``reuse_detected`` when the
+    """What presenting a refresh token found: ``token`` (its row) and ``child``,
+    the refresh token to answer with: drawn by this rotation (the caller inserts
+    it), or, with ``grace``, the one the first use issued (a replay inside the
+    grace window: insert nothing); or nothing, with ``reuse_detected`` when the
     family must be revoked."""
 
     token: RefreshToken | None
@@ -87,9 +77,9 @@ class Rotation:
 def use_refresh_token(session, token: str, client_id: str, grace_seconds: int, kek: Fernet) -> Rotation:
     """Consume a refresh token for rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14).
 
-    The common case is one UPDATE … RETURNING; the caller then issues the child
-    (new_refresh_token, which keeps it encrypted on this row) in the same
-    transaction. A token already used less than ``grace_seconds`` ago is a
+    The common case is one UPDATE … RETURNING, which also keeps the child it
+    draws on this row, encrypted with the key-encryption key ``kek``; the
+    caller inserts the child (new_refresh_token) in the same transaction. A token already used less than ``grace_seconds`` ago is a
     benign race of parallel refreshes or a lost response: it is answered with
     the child its first use issued, never a new one, so a family has one live
     branch (RFC 9700 §4.14.2: otherwise a thief replaying inside the window
@@ -107,6 +97,7 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int, k
         return Rotation(None)
     h = digest(token)
     now = utcnow()
+    child = new_secret(32)
     row = session.execute(
         update(RefreshToken)
         .where(
@@ -117,13 +108,13 @@ def use_refresh_token(session, token: str, client_id: str, grace_seconds: int, k
             RefreshToken.expires_at > now,
             select(Grant.id).where(Grant.id == RefreshToken.grant_id, Grant.revoked_at.is_(None)).exists(),
         )
-        .values(used_at=now)
+        .values(used_at=now, child_token_encrypted=kek.encrypt(child.encode()).decode())
         .returning(RefreshToken)
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if row is not None:
-        _forget_children(session, now - dt.timedelta(seconds=grace_seconds))
-        return Rotation(row)
+        _forget_children(session, now, grace_seconds)
+        return Rotation(row, child=child)
     old = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == h, RefreshToken.client_id == client_id))
     if old is None or old.revoked_at is not None or old.used_at is None:
         return Rotation(None)  # unknown, revoked or expired
@@ -148,17 +139,27 @@ def _unseal(kek: Fernet, sealed: str | None) -> str | None:
         return None
 
 
-def _forget_children(session, used_before) -> None:
+# When this process last swept kept children (see _forget_children).
+_last_sweep: list = [None]
+
+
+def _forget_children(session, now, grace_seconds: int) -> None:
     """Clear, in passing, the kept children whose grace window is over: nothing
     will answer with them any more, and a family that stopped refreshing must
-    not keep one for good. The partial index ix_refresh_tokens_child_kept holds
-    only the tokens used within the last window, so this reads a few rows. Rows
-    another transaction holds are skipped (Postgres SKIP LOCKED), never waited
-    for, so this cannot deadlock with a rotation or a family revocation; the
-    next rotation anywhere clears them."""
+    not keep one for good. At most once per window per process, so a refresh
+    costs no extra statement in the common case: a child is gone within a
+    window after its own closed. The partial index ix_refresh_tokens_child_kept
+    holds only the tokens used lately, so this reads a few rows. Rows another
+    transaction holds are skipped (Postgres SKIP LOCKED), never waited for, so
+    this cannot deadlock with a rotation or a family revocation."""
+    last = _last_sweep[0]
+    if last is not None and 0 <= (now - last).total_seconds() < max(grace_seconds, 1):
+        return
+    _last_sweep[0] = now
     stale = (
         select(RefreshToken.token_hash)
-        .where(RefreshToken.child_token_encrypted.is_not(None), RefreshToken.used_at < used_before)
+        .where(RefreshToken.child_token_encrypted.is_not(None),
+               RefreshToken.used_at < now - dt.timedelta(seconds=grace_seconds))
         .limit(500)
         .with_for_update(skip_locked=True)
     )

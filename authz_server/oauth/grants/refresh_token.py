@@ -92,13 +92,13 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             member_claims=token.claims,
             auth_time=token.auth_time,
             grant_id=token.grant_id,
-            refresh_source=token,
+            # A replay inside the grace window gets the child already issued: a
+            # fresh access token (stateless), but no second live refresh token.
+            refresh_source=None if request.rotation.grace else token,
+            refresh_token=request.rotation.child,
             grant_expires_at=token.grant_expires_at,
             parent_hash=token.token_hash,
             id_token=True,
-            # A replay inside the grace window gets the child already issued: a
-            # fresh access token (stateless), but no second live refresh token.
-            refresh_token=request.rotation.child,
         )
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
