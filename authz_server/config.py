@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -159,7 +159,6 @@ class Settings:
     cimd_client_ttl_days: int = 7
 
     sql_count: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:

@@ -79,11 +79,6 @@ class Database:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def create_all(self):
-        from . import models  # noqa: F401  (register tables)
-
-        Base.metadata.create_all(self.engine)
-
     def dispose(self):
         self.session.remove()
         self.engine.dispose()

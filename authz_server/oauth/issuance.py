@@ -74,7 +74,7 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
 
 
 def new_grant_response(server, client, *, grant_type: str, approved, audience: list[str], nonce=None,
-                       code_hash: str | None = None, attach=None) -> dict:
+                       attach=None) -> dict:
     """A new grant (refresh family) for what a member approved (an authorization
     code or a device authorization: both rows carry subject, organization,
     scope, resource, claims and auth_time), then the token response for it.
@@ -89,7 +89,6 @@ def new_grant_response(server, client, *, grant_type: str, approved, audience: l
         claims=approved.claims,
         auth_time=approved.auth_time,
         absolute_ttl=server.settings.refresh_token_absolute_ttl,
-        code_hash=code_hash,
     )
     if attach is not None:
         attach(grant.id)

@@ -13,7 +13,7 @@ from ..security import digest, new_id, new_secret
 
 
 def create(session, *, client_id, subject, organization_id, scope, resource, claims, auth_time,
-           absolute_ttl: int, code_hash: str | None = None) -> Grant:
+           absolute_ttl: int) -> Grant:
     now = utcnow()
     grant = Grant(
         id=new_id("g", 16),

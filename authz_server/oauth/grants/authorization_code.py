@@ -177,6 +177,6 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         )
         body = issuance.new_grant_response(
             server, client, grant_type=self.GRANT_TYPE, approved=code, audience=audience, nonce=code.nonce,
-            code_hash=code.code_hash, attach=lambda grant_id: codes.attach_grant(session, code.code_hash, grant_id),
+            attach=lambda grant_id: codes.attach_grant(session, code.code_hash, grant_id),
         )
         return 200, body, self.TOKEN_RESPONSE_HEADER
