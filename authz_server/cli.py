@@ -1,6 +1,6 @@
 """``authz-server`` — run, migrate and administer the server.
 
-Configuration comes from the environment (DESIGN §8); see README.
+Configuration comes from the environment (``authz_server.config``); see README.
 """
 from __future__ import annotations
 
@@ -527,7 +527,7 @@ def dev(host, port, stytch_port):
         raise click.ClickException("'dev' refuses AUTHZ_ENV=production; use 'serve'")
     emulator = None
     if not settings.stytch_configured:
-        # DESIGN §8: unset Stytch settings in development mean "start the emulator".
+        # Unset Stytch settings in development mean "start the emulator" (refused in production).
         from .stytch_emulator import LiveProjectRefused, refuse_live, start_emulator
 
         try:

@@ -1,4 +1,4 @@
-"""Settings read from the environment (DESIGN §8), validated once at start.
+"""Settings read from the environment, validated once at start.
 
 A production configuration refuses what would be unsafe to run: an ``http``
 issuer on a non-loopback host (OAuth 2.1 §1.5, RFC 8414 §2), an issuer with a
@@ -93,7 +93,7 @@ class Settings:
     # Discovery flow: may a member create a new organization from the picker?
     allow_organization_creation: bool = True
     # How long a member's "still active in Stytch" answer is trusted by the
-    # refresh grant and introspection (seconds; DESIGN §6 short TTL caches).
+    # refresh grant and introspection (seconds; docs/architecture.md#caches-and-scale).
     member_check_seconds: int = 60
     # A member's sign-in lasts this long (minutes) since their last visit: the
     # Stytch session is created with it and extended by it at each renewal, and
@@ -101,7 +101,7 @@ class Settings:
     # never extended, which would sign members out every hour.
     member_session_minutes: int = 7 * 24 * 60
 
-    # Dynamic client registration (RFC 7591/7592, spec-checklist A.14/A.15):
+    # Dynamic client registration (RFC 7591/7592; docs/requirements.md A14, A15):
     # "open" (default: MCP clients cannot obtain an initial access token, C-2),
     # "token" (an initial access token from registration_initial_tokens as a
     # Bearer token, RFC 7591 §3) or "off" (no endpoint, not advertised).
@@ -115,10 +115,10 @@ class Settings:
     # default): registrations do not get that grant at all, since anyone may
     # register (oauth.permissions).
     registration_client_credentials_resources: tuple = ()
-    # Other rate limits (DESIGN §5; policies in oauth.limits), per minute with a
+    # Other rate limits (policies in oauth.limits), per minute with a
     # burst of one minute's worth, 0 = unlimited; per process unless REDIS_URL is
     # set (then shared by every node, keys under rate_limit_prefix). Generous, so
-    # that shared egress (C-15) and one busy client are not throttled by default:
+    # that shared egress (docs/requirements.md: C-15) and one busy client are not throttled by default:
     # tokens issued per client and grant type (public clients: and per source);
     token_rate: int = 1200
     # failed client authentications per source and claimed client_id (secret guessing);
@@ -132,15 +132,15 @@ class Settings:
     # (werkzeug ProxyFix); 0 = none, the header is ignored (anyone can send it).
     trusted_proxies: int = 0
     # Dynamically registered clients that never got a token are deleted by
-    # `authz-server clients gc` this many days after registration (0 = never; C-14).
+    # `authz-server clients gc` this many days after registration (0 = never; docs/requirements.md: C-14).
     dcr_client_ttl_days: int = 7
     # Dynamically registered clients that did get tokens, but whose grants have
     # all expired or been revoked, are deleted by `clients gc` once no token was
     # issued to them and their registration was not touched for this many days
     # (0 = never). 90 days is the default absolute refresh-token lifetime, so a
-    # client idle that long has nothing left to refresh with (C-14).
+    # client idle that long has nothing left to refresh with (docs/requirements.md: C-14).
     dcr_client_idle_days: int = 90
-    # Client ID metadata documents (spec-checklist B.4): a URL client_id is
+    # Client ID metadata documents (docs/requirements.md B4): a URL client_id is
     # fetched and trusted as the client's metadata. Loopback document hosts
     # (http allowed) only for development and tests; refused in production.
     cimd_enabled: bool = True

@@ -68,7 +68,7 @@ def register(app):
     def _identity(e: IdentityError):
         # Stytch failing outside the login pages, e.g. while a member session is
         # renewed on /oauth/authorize: the login pages' own page (503 when Stytch is
-        # unreachable), never the generic 500 (DESIGN §5).
+        # unreachable), never the generic 500 (docs/requirements.md: DESIGN-5).
         if wants_json():
             resp = jsonify(error="temporarily_unavailable" if e.status >= 500 else "invalid_request",
                            error_description=e.message)
@@ -93,7 +93,7 @@ def register(app):
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
     def _db(e):
-        # DESIGN §5: the database unreachable → 503 with Retry-After; the pool
+        # The database unreachable → 503 with Retry-After (RFC 9110 §10.2.3; docs/requirements.md: DESIGN-5); the pool
         # pre-ping reconnects once it is back.
         log.error("database error: %s", e.__class__.__name__)
         app.extensions["authz"].db.session.rollback()
@@ -110,7 +110,7 @@ def register(app):
     def _bad_value(e):
         # A value the database refuses to store or compare (a NUL byte in a Postgres
         # text parameter, an over-long string) is bad input, not an outage: a 400,
-        # never the 503 "retry shortly" below (DESIGN §5, clear errors).
+        # never the 503 "retry shortly" below (docs/requirements.md: DESIGN-5, clear errors).
         log.warning("database refused a value: %s", e.orig.__class__.__name__ if e.orig else "DataError")
         app.extensions["authz"].db.session.rollback()
         if wants_json():

@@ -1,5 +1,5 @@
-"""Token buckets for the rate limits (DESIGN §5 "rate limits on token, registration,
-login and introspection endpoints"; §6 "Redis, when configured, backs rate limits").
+"""Token buckets for the rate limits on the token, registration, login and introspection
+endpoints (docs/requirements.md: DESIGN-5), in Redis when it is configured.
 
 Each key (a digest of the caller's address, a client id, ...) has a bucket of
 ``per_minute`` tokens that refills continuously; a burst of one minute's worth
@@ -138,7 +138,7 @@ class RedisStore:
     Fails open: when Redis does not answer, the request is allowed and a warning
     logged, and Redis is not asked again for ``pause`` seconds. Rate limits
     guard against abuse; they are not what makes an answer correct (Postgres is
-    the one source of truth, DESIGN §6), and Redis is optional infrastructure.
+    the one source of truth, docs/architecture.md#caches-and-scale), and Redis is optional infrastructure.
     Failing closed would turn a Redis outage into an outage of sign-in, token
     issuance and refresh for every client; the short timeouts and the pause
     keep a dead Redis from adding latency to every request either.

@@ -2,7 +2,7 @@
 
 Codes, refresh tokens, client secrets are 256-bit random values; they are stored
 only as SHA-256 digests (a slow hash adds nothing for such values and would cap
-the token endpoint; DESIGN §2).
+the token endpoint; docs/architecture.md#secrets-at-rest).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import secrets
 
 
 def new_secret(nbytes: int = 32) -> str:
-    """URL-safe random string: only unreserved characters (spec-checklist item 7)."""
+    """URL-safe random string: only unreserved characters (docs/requirements.md: A2-7)."""
     return secrets.token_urlsafe(nbytes)
 
 

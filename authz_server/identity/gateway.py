@@ -182,7 +182,7 @@ class StytchGateway:
             warnings.simplefilter("ignore", DeprecationWarning)
             self.client = stytch.B2BClient(project_id, secret, environment=environment, suppress_warnings=True,
                                            sync_session=_TimeoutSession())
-        # The public start URLs live on the same host as the API (DESIGN §7).
+        # The public start URLs live on the same host as the API.
         self.base_url = self.client.api_base.base_url.rstrip("/")
 
     # --- Calling the SDK -------------------------------------------------------
@@ -219,7 +219,7 @@ class StytchGateway:
             raise IdentityUnavailable("Sign-in is unavailable", "Our sign-in provider did not answer properly.",
                                       "Wait a moment and try again.") from None
 
-    # --- Browser start URLs (DESIGN §7) ----------------------------------------
+    # --- Browser start URLs (docs/architecture.md#page-hooks) -----------------
     # Every start carries a PKCE challenge (``new_pkce_pair``); its authenticate
     # call must then send the verifier.
     def discovery_start_url(self, provider: str, redirect_url: str, *, pkce_code_challenge: str,

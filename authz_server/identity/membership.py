@@ -3,7 +3,7 @@
 The refresh grant and introspection ask (a member removed or deactivated in
 Stytch can no longer refresh, and their tokens introspect inactive). Answers are
 cached per process for ``ttl`` seconds, so a busy member costs one Stytch call per
-TTL (DESIGN §6); when Stytch cannot be reached, a cached answer is used even if
+TTL (docs/architecture.md#caches-and-scale); when Stytch cannot be reached, a cached answer is used even if
 stale, and without one the caller reports a temporary failure.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ This is the narrow interface the authorization endpoint reads. The Stytch B2B
 login fills it with ``sign_in``; it lives in the signed, HttpOnly Flask session
 cookie together with the Stytch ``session_jwt`` and ``session_token``. Each
 request checks the JWT locally against Stytch's JWKS and goes to Stytch
-(``sessions.authenticate``) only when the JWT is stale (DESIGN §1).
+(``sessions.authenticate``) only when the JWT is stale (docs/architecture.md#login-through-stytch).
 
 Each sign-in gets a random session id in the cookie; logout records it as ended
 (``storage.member_sessions``), so a copy of the cookie taken before the logout

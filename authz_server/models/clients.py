@@ -66,7 +66,7 @@ class Client(Base):
     registered_via: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
     # OIDC Registration §2: "web" or "native"; None for admin clients.
     application_type: Mapped[str | None] = mapped_column(String(16))
-    # RFC 7592 §3: the registration access token, as a SHA-256 digest (DESIGN §2).
+    # RFC 7592 §3: the registration access token, as a SHA-256 digest (docs/architecture.md#secrets-at-rest).
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
     # Keyed digest of the registering address, and digest of the effective
     # metadata: identical public registrations from one source share a client.

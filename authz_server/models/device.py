@@ -11,7 +11,7 @@ PENDING, APPROVED, DENIED, ISSUED = "pending", "approved", "denied", "issued"
 
 
 class DeviceAuthorization(Base):
-    """Both codes are stored only as SHA-256 digests (DESIGN §2). The member's
+    """Both codes are stored only as SHA-256 digests (docs/architecture.md#secrets-at-rest). The member's
     identity is filled in when they approve on the verification page; the token
     endpoint then turns ``approved`` into ``issued`` exactly once."""
 

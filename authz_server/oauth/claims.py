@@ -1,7 +1,7 @@
 """Which member claims go where, by scope (OIDC Core §5.4).
 
 ``sub`` is the Stytch member id. A member id belongs to one organization, so
-``sub`` is stable per member and organization (spec-checklist item 95); the
+``sub`` is stable per member and organization (OIDC Core §2; docs/requirements.md: A21-95); the
 organization rides along as ``organization_id``, ``organization_slug`` and
 ``organization_name`` whenever ``openid`` is granted.
 """

@@ -1,6 +1,6 @@
 """The client as Authlib sees it, and the in-process client cache.
 
-Clients are cached per process for ``client_cache_ttl`` seconds (DESIGN §6):
+Clients are cached per process for ``client_cache_ttl`` seconds (docs/architecture.md#caches-and-scale):
 a disabled client or a rotated secret reaches every node within that time.
 """
 from __future__ import annotations
@@ -84,7 +84,7 @@ class OAuthClient(ClientMixin):
 
     @property
     def cimd_host(self) -> str | None:
-        """The host serving a CIMD client's document (shown on consent, B.4 item 6)."""
+        """The host serving a CIMD client's document (shown on consent, docs/requirements.md: B4-6)."""
         if self.registered_via != "cimd":
             return None
         from urllib.parse import urlsplit
@@ -136,7 +136,7 @@ class ClientCache:
         # A NUL can be in no client id, and Postgres refuses it in a query (DataError).
         if not isinstance(client_id, str) or not client_id or len(client_id) > 255 or "\x00" in client_id:
             return None
-        # spec-checklist B.4: a URL-shaped client_id names a metadata document;
+        # docs/requirements.md B4-1: a URL-shaped client_id names a metadata document;
         # it is never looked up as a registered id (ours never start with http).
         if cimd.looks_like_cimd(client_id):
             return self.cimd.get(client_id) if self.cimd is not None else None

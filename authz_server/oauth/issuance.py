@@ -25,7 +25,7 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
     window (the family keeps one live branch).
 
     ``expires_in`` is always sent and ``token_type`` is always ``Bearer``
-    (spec-checklist item 40)."""
+    (docs/requirements.md: A6-40)."""
     settings = server.settings
     session = server.db.session
     at, at_claims = server.minter.access_token(
@@ -61,7 +61,7 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
             access_token=at,
             user_claims=claim_rules.id_token_claims(member_claims or {}, scope_rules.split(scope)),
         )
-    # A dynamically registered client that got a token is no garbage (C-14).
+    # A dynamically registered client that got a token is no garbage (docs/requirements.md: C-14).
     if client_store.mark_used(session, client):
         server.clients.invalidate(client.client_id)
     audit.record(

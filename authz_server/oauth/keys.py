@@ -30,7 +30,7 @@ CACHE_SECONDS = 60
 # Resource servers may cache the JWKS for its max-age (RFC 9068 §4) and our nodes
 # cache keys for CACHE_SECONDS: a next key must have been published that long
 # before it signs, or a verifier holding a cached JWKS meets an unknown kid
-# (OIDC Core §10.1.1, spec-checklist item 121).
+# (OIDC Core §10.1.1; docs/requirements.md: A26-121).
 JWKS_MAX_AGE = 300
 MIN_PUBLISHED_SECONDS = JWKS_MAX_AGE + CACHE_SECONDS
 
@@ -251,7 +251,7 @@ class KeyStore:
 
     def signing_key(self, alg: str):
         """The one active private key for ``alg``: a single key, so the choice is
-        deterministic and ``kid`` is set explicitly (spec-checklist D-11)."""
+        deterministic and ``kid`` is set explicitly (docs/requirements.md: D-11)."""
         self._load()
         try:
             return self._signing[alg]

@@ -1,19 +1,19 @@
-"""Who is rate limited, by which key and how much (DESIGN §5; spec-checklist
-A.14 item 77, C-14, C-15). The buckets themselves are in ``ratelimit``.
+"""Who is rate limited, by which key and how much (RFC 7591 §3.1;
+docs/requirements.md: A14-77, C-14, C-15). The buckets themselves are in ``ratelimit``.
 
 Policies (each a setting; N per minute, a burst of one minute's worth; 0 = off):
 
 - token endpoint (``AUTHZ_TOKEN_RATE``, 1200): tokens *issued* per client and
   grant type. Separate buckets per grant type, and only successful answers
   spend, so a client looping on ``invalid_grant`` keeps getting that terminal
-  answer and its code exchange still works (C-15: never turn ``invalid_grant``
-  into 429). A public client's id is no secret, so anyone could drain its
+  answer and its code exchange still works (docs/requirements.md C-15: never turn
+  ``invalid_grant`` into 429). A public client's id is no secret, so anyone could drain its
   bucket: public clients are counted per client, grant type and source.
 - failed client authentication (``AUTHZ_CLIENT_AUTH_FAILURE_RATE``, 60) at the
   token, introspection and revocation endpoints, per source and claimed
   client_id: slows secret guessing. The claimed client_id is part of the key so
   that one client with a stale secret (or a garbage-collected DCR client) does
-  not lock every other client out of a shared egress address (C-15).
+  not lock every other client out of a shared egress address (docs/requirements.md: C-15).
 - introspection (``AUTHZ_INTROSPECTION_RATE``, 6000) per authenticated caller.
 - login pages (``AUTHZ_LOGIN_RATE``, 300) per source, in ``web.login``.
 - registration (``AUTHZ_REGISTRATION_RATE``, 20) per source, in ``web.registration``.

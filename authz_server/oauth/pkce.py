@@ -1,6 +1,6 @@
 """PKCE (RFC 7636), stricter than Authlib's default: a challenge is required on
 every authorization request and only S256 is accepted (OAuth 2.1 §4.1.1, RFC 9700
-§2.1.1; Authlib accepts ``plain`` and defaults an omitted method to it, D-1)."""
+§2.1.1; Authlib accepts ``plain`` and defaults an omitted method to it, docs/requirements.md: D-1)."""
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import InvalidRequestError

@@ -1,5 +1,5 @@
 """``prompt`` and ``max_age`` (OIDC Core §3.1.2.1): when to log in again and when
-to ask for consent. Authlib handles neither max_age nor stored consent (D-11)."""
+to ask for consent. Authlib handles neither max_age nor stored consent (docs/requirements.md: D-11)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ class PromptRequest:
     prompts: frozenset
     max_age: int | None
     # The organization the request names (extra parameter ``organization_slug``
-    # or ``organization_id``, DESIGN §1 "Organization" flow), if any.
+    # or ``organization_id``, the organization login flow), if any.
     organization_slug: str | None = None
     organization_id: str | None = None
 

@@ -1,4 +1,4 @@
-"""Redirect-URI rules (spec-checklist A.4)."""
+"""Redirect-URI rules (OAuth 2.1 §2.3, RFC 8252 §7.3; docs/requirements.md A4-24 to A4-30)."""
 from __future__ import annotations
 
 import re

@@ -8,8 +8,8 @@ Policy (documented defaults):
 - ``offline_access`` is allowed for every client, whatever list it registered:
   it is in ``scopes_supported``, so MCP SDKs add it on their own whenever the
   client's grant_types include refresh_token (MCP 2026-07-28 "Refresh Tokens",
-  spec-checklist B.6, C-11). It grants nothing by itself: refresh tokens go by
-  the refresh_token grant type (item 48), with or without it.
+  docs/requirements.md: B6, C-11). It grants nothing by itself: refresh tokens go
+  by the refresh_token grant type (A7-48), with or without it.
 - No ``scope`` at /authorize means the client's registered scopes, or ``openid``
   when it registered none (RFC 6749 §3.3 allows a documented default).
 """
@@ -63,7 +63,7 @@ def resolve_requested(session, client, requested: str | None) -> list[str] | Non
         return list(client.scopes) if client.scopes else [DEFAULT_SCOPE]
     known = catalog(session)
     # A dynamically registered client's scope is self-asserted (RFC 7591 §5) and
-    # only its default: step-up asks for more later (spec-checklist B.6, C-16).
+    # only its default: step-up asks for more later (docs/requirements.md: B6, C-16).
     limited = client.scopes and getattr(client, "registered_via", "admin") != "dcr"
     allowed = (set(client.scopes) | ALWAYS_ALLOWED) if limited else set(known)
     if any(s not in known or s not in allowed for s in scopes):

@@ -78,7 +78,7 @@ class AuthzServer(AuthorizationServer):
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
         self.register_extension(_Issuer(settings.issuer))
-        # A.2 item 11: private_key_jwt (RFC 7523) for CIMD clients with keys
+        # docs/requirements.md A2-11: private_key_jwt (RFC 7523) for CIMD clients with keys
         # (inline jwks, or jwks_uri fetched and cached by the resolver).
         # Used jti values are remembered in Redis or the database (oauth.assertion_replay).
         self.register_client_auth_method(CimdPrivateKeyJWT.CLIENT_AUTH_METHOD, CimdPrivateKeyJWT(
@@ -112,7 +112,7 @@ class AuthzServer(AuthorizationServer):
     def create_token_response(self, request=None):
         request = self.create_oauth2_request(request)
         response = super().create_token_response(request)
-        # oauth.limits: only issued tokens spend the client's budget (C-15).
+        # oauth.limits: only issued tokens spend the client's budget (docs/requirements.md: C-15).
         key = getattr(request, "rate_limit_key", None)
         if key is not None and response.status_code == 200:
             self.limits.token.spend(key)
@@ -163,7 +163,7 @@ class AuthzServer(AuthorizationServer):
             if basic:
                 e.status_code = 401
             raise
-        # spec-checklist item 9: a body client_id next to Basic must name the same client.
+        # RFC 6749 §3.2.1 (docs/requirements.md: A2-9): a body client_id next to Basic must name the same client.
         body_id = request.form.get("client_id")
         if request.auth_method == "client_secret_basic" and body_id and body_id != client.client_id:
             raise InvalidClientError(status_code=401, description="client_id in the body differs from the Basic credentials")
@@ -171,7 +171,7 @@ class AuthzServer(AuthorizationServer):
 
     def member_active(self, organization_id: str | None, subject: str) -> bool:
         """False when the member behind a grant left or was removed from the
-        organization in Stytch (spec-checklist item 45). Grants without an
+        organization in Stytch (OAuth 2.1 §4.3.1; docs/requirements.md: A7-45). Grants without an
         organization (client credentials) have no member to check."""
         if self.membership is None or not organization_id:
             return True

@@ -1,7 +1,7 @@
 """Minting and checking our JWTs: RFC 9068 access tokens and OIDC id tokens.
 
 Authlib's JWT generators sign with a random key of a KeySet and set no ``kid``
-(spec-checklist D-11), and cannot see the grant's resource (D-8), so tokens are
+(docs/requirements.md: D-11), and cannot see the grant's resource (D-8), so tokens are
 minted here with joserfc from the one active key, with ``kid`` in the header.
 """
 from __future__ import annotations

@@ -1,2 +1,2 @@
 """Storage functions: one per race-prone operation, each a single SQL statement
-or one locked transaction (DESIGN §4)."""
+or one locked transaction (docs/architecture.md#rules)."""

@@ -161,7 +161,7 @@ def delete(session, client: Client, actor="cli"):
 # --- Dynamic registration (RFC 7591 / RFC 7592) --------------------------------
 # Dynamic clients are always third-party (consent page); public when their
 # method is "none". Their registration access token, like every secret, is kept
-# only as a digest (DESIGN §2).
+# only as a digest (docs/architecture.md#secrets-at-rest).
 
 # How often a DCR client's last_used_at is refreshed: a coarse mark is enough
 # for garbage collection and keeps the token endpoint's hot path at one extra
@@ -410,7 +410,7 @@ def _collect(session, condition, rule: str, dry_run: bool) -> list[str]:
 
 def collect_garbage(session, *, ttl_days: int, idle_days: int = 0, cimd_ttl_days: int = 0, dry_run: bool = False,
                     now=None) -> Garbage:
-    """Delete clients that are garbage (spec-checklist item 77, C-14), by
+    """Delete clients that are garbage (docs/requirements.md: A14-77, C-14), by
     three rules, in the caller's transaction:
 
     - never used: a dynamically registered client with no token ever,

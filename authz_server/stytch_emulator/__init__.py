@@ -1,4 +1,4 @@
-"""A local Stytch B2B API emulator (DESIGN §1 "Stytch emulator").
+"""A local Stytch B2B API emulator (docs/architecture.md#layers).
 
 A real HTTP server with Stytch's paths, Basic auth and JSON shapes, so the
 unmodified SDK talks to it with ``stytch.B2BClient(project_id, secret,

@@ -1,4 +1,4 @@
-"""Stytch API routes for OAuth and discovery (reference §3.2-3.6), behind Basic auth.
+"""Stytch API routes for OAuth and discovery (``oauth.*`` and ``discovery.*`` in the SDK), behind Basic auth.
 
 Each handler holds the store lock for its whole call, so a token is checked and
 consumed atomically (two racing requests cannot both use it). Path parameters

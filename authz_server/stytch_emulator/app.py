@@ -22,7 +22,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 # Browsers open the start pages, and PyJWKClient fetches the JWKS with a bare
-# urllib GET: neither can send the project secret (reference §3.9).
+# urllib GET: neither can send the project secret.
 _PUBLIC_PREFIXES = ("/v1/b2b/public/", "/v1/b2b/sessions/jwks/")
 
 

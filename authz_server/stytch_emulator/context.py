@@ -68,7 +68,7 @@ class Emulator:
         """The fields every login-style response shares (oauth, exchange, create, otp, magic link).
 
         On a step-up the token strings are ``""``, never null: the SDK's models
-        type them as plain ``str`` (reference §3.3).
+        type them as plain ``str``.
         """
         ist = outcome.intermediate_session
         body = {

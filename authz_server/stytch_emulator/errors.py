@@ -1,9 +1,9 @@
 """Stytch-shaped API errors.
 
 Every error leaves the emulator as the JSON object the SDK parses into
-``StytchError`` (reference §1.3): ``status_code``, ``request_id``,
-``error_type``, ``error_message`` and ``error_url``. Statuses follow the
-reference's §4 table; where Stytch's status is not documented we use its visible
+``StytchError`` (the SDK's ``StytchErrorDetails``): ``status_code``, ``request_id``,
+``error_type``, ``error_message`` and ``error_url``. Statuses follow
+Stytch's error reference; where Stytch's status is not documented we use its visible
 convention (``*_not_found`` 404, ``unable_to_auth_*`` 401, ``invalid_*`` 400).
 """
 from __future__ import annotations

@@ -99,7 +99,7 @@ def finish(store: Store, org: Organization, m: Member, factors: list[dict], *,
            custom_claims: dict | None = None) -> Outcome:
     """Mint a session if ``factors`` satisfy ``org``; otherwise keep them in an IST.
 
-    A caller-supplied IST is returned unchanged (same string, reference §5 #10)
+    A caller-supplied IST is returned unchanged (the same string, as Stytch does)
     with the new factors added; without one a fresh IST bound to the org is made.
     """
     for f in factors:

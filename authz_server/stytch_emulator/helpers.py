@@ -1,6 +1,6 @@
 """Emulator-only routes (no Stytch counterpart, no auth), on the emulator's own port.
 
-- ``GET /emulator/outbox?email=…``: what was "emailed" to an address (DESIGN §7).
+- ``GET /emulator/outbox?email=…``: what was "emailed" to an address (docs/architecture.md#page-hooks).
 - ``GET|POST /emulator/step-up-domains``: make a domain require an email factor.
 - ``POST /emulator/reset``: back to the seed (the signing key stays).
 - ``GET /emulator/state``: a debugging dump; it leaves out token values.

@@ -86,7 +86,7 @@ def session_from(data: dict):
 
 def session_id_from_jwt(jwt: str) -> str:
     # The signature must be ours; time claims are not checked (expired JWTs of
-    # live sessions are accepted and re-minted, reference §3.7).
+    # live sessions are accepted and re-minted, as by Stytch's sessions.authenticate).
     emu = current()
     claims = emu.signer.verify(jwt)
     session_claim = (claims or {}).get("https://stytch.com/session")

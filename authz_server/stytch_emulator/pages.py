@@ -2,7 +2,7 @@
 
 Real Stytch redirects the browser from a start URL to Google or Microsoft and,
 once the user signs in there, back to the app with a one-time token. Here the
-start URL itself renders a stand-in identity-provider page (DESIGN §7): a
+start URL itself renders a stand-in identity-provider page (docs/architecture.md#page-hooks): a
 ``<form method="post">`` with ``<input name="email">``. Posting it mints the
 single-use token (bound to provider, email, name, organization and PKCE
 challenge) and answers 302 to the app's redirect URL with ``stytch_token_type``
@@ -28,7 +28,7 @@ bp = Blueprint("stytch_pages", __name__)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-# Parameters the start URLs take (reference §3.1); anything `provider_*` passes too.
+# Parameters Stytch's public start URLs take; anything `provider_*` passes too.
 _CARRIED = ("public_token", "discovery_redirect_url", "organization_id", "slug", "login_redirect_url",
             "signup_redirect_url", "pkce_code_challenge", "custom_scopes")
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 # The organisation settings Stytch returns on every Organization object, with
-# the defaults a newly created organization gets (reference §2.1).
+# the defaults a newly created organization gets.
 DEFAULT_SETTINGS: dict = {
     "sso_jit_provisioning": "ALL_ALLOWED",
     "sso_jit_provisioning_allowed_connections": [],
@@ -37,7 +37,7 @@ DEFAULT_SETTINGS: dict = {
     "allowed_third_party_connected_apps": [],
 }
 
-IST_TTL = 10 * 60  # intermediate sessions: 10 minutes (reference §3.2)
+IST_TTL = 10 * 60  # intermediate sessions: 10 minutes (Stytch's documented lifetime)
 OAUTH_TOKEN_TTL = 10 * 60  # Stytch documents no number; short and single-use
 OTP_TTL_MINUTES = 10
 OTP_MAX_WRONG = 5

@@ -1,4 +1,4 @@
-"""JSON builders: the exact objects the ``stytch`` SDK models parse (reference §2).
+"""JSON builders: the exact objects the ``stytch`` SDK models parse.
 
 Every required key is always present; a value that does not apply is ``""`` or
 ``[]`` for required fields and ``None`` only where the SDK field is Optional.
@@ -97,7 +97,7 @@ def factor_descriptor(method: str, at: float, provider_subject: str | None = Non
 
 
 def factor(desc: dict, m: Member) -> dict:
-    """An AuthenticationFactor with the enum pair of reference §2.4."""
+    """An AuthenticationFactor with the enum pair the SDK's model requires."""
     at = iso(desc["at"])
     base = {"last_authenticated_at": at, "created_at": at, "updated_at": at}
     if desc["method"] in ("email_otp", "magic_link"):
@@ -145,7 +145,7 @@ JWT_BACKDATE = 5  # SDK leeway is 0: back-date so a client clock a little behind
 
 
 def session_claims(project_id: str, s: Session, m: Member, org: Organization, now: float) -> dict:
-    """The claim set of reference §3.9, custom claims at the top level."""
+    """The claim set of a Stytch session JWT, custom claims at the top level."""
     iat = int(now) - JWT_BACKDATE
     return {
         **s.custom_claims,

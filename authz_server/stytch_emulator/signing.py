@@ -2,7 +2,7 @@
 
 Written against ``cryptography`` directly: a JWT here is three base64url parts
 and one PKCS#1 v1.5 signature, and doing it by hand keeps the exact header and
-claim layout Stytch uses (reference §3.9) in plain view.
+claim layout of Stytch's session JWTs in plain view.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Signer:
 
     The key survives ``/emulator/reset`` so JWKS caches in running clients stay
     valid; a new instance gets a new ``kid`` (never reuse a kid for another key:
-    PyJWKClient caches by kid, reference §5 #7).
+    PyJWKClient caches by kid).
     """
 
     def __init__(self) -> None:
@@ -66,7 +66,7 @@ class Signer:
         """The claims if ``token`` carries a valid signature by this key, else None.
 
         Time claims are deliberately not checked: ``sessions.authenticate``
-        must accept an expired JWT whose session is still alive (reference §3.7).
+        must accept an expired JWT whose session is still alive, as Stytch's does.
         """
         try:
             header_b64, claims_b64, signature_b64 = token.split(".")

@@ -1,4 +1,4 @@
-"""/oauth/authorize and the consent decision (DESIGN §1, spec-checklist A.3).
+"""/oauth/authorize and the consent decision (RFC 6749 §4.1; docs/requirements.md A3).
 
 Until the client and redirect URI are validated, errors render the HTML error
 page; after that they go back to the client as RFC 6749 §4.1.2.1 redirects with
@@ -167,7 +167,7 @@ def _consent_page(row, client, member, scopes, redirect_uri):
         member=member,
         scopes=scope_rules.describe(session, scopes),
         redirect_host=urlsplit(redirect_uri).netloc,
-        # RFC 8252 §7.1 / C-13: a private-use scheme can be claimed by any app on the device.
+        # RFC 8252 §7.1 (docs/requirements.md: C-13): a private-use scheme can be claimed by any app on the device.
         redirect_scheme=urlsplit(redirect_uri).scheme.lower(),
         loopback_only=redirect_uris.all_loopback(list(client.redirect_uris)),
         pending_id=row.id,

@@ -1,5 +1,5 @@
-"""CORS for the endpoints browser-based clients call cross-origin (spec-checklist
-C-3, items 72 and 122): the metadata documents, the JWKS, token, revocation,
+"""CORS for the endpoints browser-based clients call cross-origin (docs/requirements.md:
+C-3, A13-72, A26-122): the metadata documents, the JWKS, token, revocation,
 registration and userinfo. No credentials are involved, so "*" is safe; the
 authorization endpoint is a top-level navigation and gets none."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Member login through Stytch B2B (DESIGN §1 "Login through Stytch B2B", §7 hooks).
+"""Member login through Stytch B2B (docs/architecture.md#login-through-stytch, #page-hooks).
 
 Discovery: login page → Stytch discovery start → /login/callback
 (``discovery_oauth``) → organization picker → exchange or create → session.

@@ -3,15 +3,15 @@ configuration (RFC 7592) at ``GET/PUT/DELETE /oauth/register/<client_id>`` with
 the registration access token as a Bearer token.
 
 Policy (``AUTHZ_REGISTRATION``): ``open`` (default; MCP clients cannot obtain an
-initial access token, spec-checklist C-2), ``token`` (an initial access token,
+initial access token, docs/requirements.md: C-2), ``token`` (an initial access token,
 RFC 7591 §3) or ``off`` (404, and the metadata documents leave the endpoint
 out). The metadata rules live in ``oauth.registration.dcr``, storage in
 ``storage.clients``.
 
 Identical public registrations from one source share one client, and only
 registrations that create a client spend the source's rate-limit budget, so a
-host that registers again on every connection from shared egress (Claude.ai,
-C-14/C-15) neither grows the table nor runs into 429. The first registrant
+host that registers again on every connection from shared egress (Claude.ai;
+docs/requirements.md: C-14, C-15) neither grows the table nor runs into 429. The first registrant
 keeps its registration access token and may read the shared client, but no
 registrant may update or delete it any more (403, RFC 7592 §2.2, §2.3).
 """
@@ -112,7 +112,7 @@ def _refused(e: RegistrationError):
 def register():
     """RFC 7591 §3: register a client; 201 with the client information response."""
     # Hand-written, not Authlib's ClientRegistrationEndpoint: it always issues a
-    # secret and refuses what RFC 7591 §3.2.1 lets us trim (spec-checklist D-9).
+    # secret and refuses what RFC 7591 §3.2.1 lets us trim (docs/requirements.md: D-9).
     server = _server()
     settings = server.settings
     if settings.registration_policy == "token":

@@ -2,7 +2,7 @@
 
 Both documents are built from one function, so they agree member for member
 (OIDC Discovery §4.3) and carry the configured issuer byte for byte. Only what
-is really supported is listed, and no member is ever null (spec-checklist A.1 #6).
+is really supported is listed, and no member is ever null (docs/requirements.md: A1-6).
 """
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def metadata() -> dict:
         "end_session_endpoint": f"{iss}/oauth/logout",
         # RFC 8628 §4.
         "device_authorization_endpoint": f"{iss}/oauth/device_authorization",
-        # RFC 8414 §2 / RFC 7591 §3: only while registration is on (C-2: never
+        # RFC 8414 §2 / RFC 7591 §3: only while registration is on (docs/requirements.md C-2: never
         # advertise an endpoint that answers 404).
         "registration_endpoint": f"{iss}/oauth/register" if s.registration_policy != "off" else None,
-        # spec-checklist B.4 item 9 / MCP 2026-07-28: URL client_ids are fetched
+        # docs/requirements.md B4-9 / MCP 2026-07-28: URL client_ids are fetched
         # as client ID metadata documents.
         "client_id_metadata_document_supported": True if s.cimd_enabled else None,
         "scopes_supported": scopes,
@@ -50,7 +50,7 @@ def metadata() -> dict:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
                                   "urn:ietf:params:oauth:grant-type:device_code"],
-        # private_key_jwt (RFC 7523) only for CIMD clients that publish keys (A.2 item 11).
+        # private_key_jwt (RFC 7523) only for CIMD clients that publish keys (docs/requirements.md: A2-11).
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none",
                                                   "private_key_jwt"],
         # RFC 8414 §2: required when private_key_jwt is listed (the algorithms joserfc accepts by default).

@@ -10,7 +10,7 @@ from ..grants.authorization_code import AUTH_METHODS
 
 
 class RevocationEndpoint(_RevocationEndpoint):
-    # D-2: Authlib defaults to client_secret_basic only.
+    # Authlib defaults to client_secret_basic only (docs/requirements.md: D-2).
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):

@@ -1,6 +1,6 @@
 """The authorization-code grant (RFC 6749 §4.1, OAuth 2.1 §4.1) on Authlib's
 AuthorizationCodeGrant, with what Authlib 1.9 lacks: single use with replay
-revocation (D-4), an optional ``redirect_uri`` at the token endpoint for PKCE
+revocation (docs/requirements.md: D-4), an optional ``redirect_uri`` at the token endpoint for PKCE
 codes (D-5), public clients (D-2), the scope catalog (D-7), resources (D-8)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from ...storage import audit, codes, grants as grant_store
 from .. import issuance, permissions, resources, scopes as scope_rules
 
-# private_key_jwt: RFC 7523 §2.2, for CIMD clients that publish keys (A.2 item 11).
+# private_key_jwt: RFC 7523 §2.2, for CIMD clients that publish keys (docs/requirements.md: A2-11).
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
 
 

@@ -1,6 +1,6 @@
 """The refresh-token grant (RFC 6749 §6, OAuth 2.1 §4.3): rotation on every use,
 family revocation on reuse (RFC 9700 §4.14.2), a grace window for concurrent
-refreshes of the same token (spec-checklist C-8). Authlib's grant neither rotates
+refreshes of the same token (docs/requirements.md: C-8). Authlib's grant neither rotates
 (D-3) nor accepts public clients (D-2).
 
 A replay inside the grace window is answered with the one child the first use

@@ -1,4 +1,4 @@
-"""Client ID metadata documents (CIMD; spec-checklist B.4, MCP 2026-07-28
+"""Client ID metadata documents (CIMD; docs/requirements.md B4-1 to B4-9, MCP 2026-07-28
 "Client ID Metadata Documents", draft-ietf-oauth-client-id-metadata-document).
 
 A ``client_id`` that is an https URL with a path names a JSON document the
@@ -50,12 +50,12 @@ from .. import redirect_uris
 
 log = logging.getLogger(__name__)
 
-# The CIMD draft recommends a cap of about 5 KB; a few seconds of timeout (B.4 item 3).
+# The CIMD draft recommends a cap of about 5 KB; a few seconds of timeout (B4-3).
 MAX_BODY = 5 * 1024
 # The default deadline of one fetch, from the DNS lookup to the last body byte
 # (AUTHZ_CIMD_FETCH_TIMEOUT).
 TIMEOUT = 3.0
-# Cache lifetime bounds for a valid document (B.4 item 5).
+# Cache lifetime bounds for a valid document (B4-5).
 MIN_CACHE = 60
 MAX_CACHE = 24 * 3600
 DEFAULT_CACHE = 300
@@ -89,13 +89,13 @@ class CimdError(ValueError):
 
 def looks_like_cimd(client_id) -> bool:
     """A client_id this module owns: it starts like an http(s) URL. The AS's own
-    ids never do (``dcr-`` / generated ids), B.4 item 1."""
+    ids never do (``dcr-`` / generated ids), B4-1."""
     return isinstance(client_id, str) and client_id[:8].lower().startswith(("https://", "http://"))
 
 
 def check_url(url: str, *, allow_loopback: bool, what: str = "client_id URL") -> tuple[str, str, int]:
     """(scheme, host, port) of an acceptable CIMD URL, checked on the raw string
-    (B.4 item 1: normalization must not hide a dot segment or userinfo). A
+    (B4-1: normalization must not hide a dot segment or userinfo). A
     document's ``jwks_uri`` is held to the same rules (``what`` names it)."""
     if len(url) > MAX_ID_LENGTH or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url) or "\\" in url:
         raise CimdError(f"{what} is too long or has forbidden characters")
@@ -126,7 +126,7 @@ def check_url(url: str, *, allow_loopback: bool, what: str = "client_id URL") ->
 
 
 def _refused(ip, allow_loopback: bool) -> bool:
-    # RFC 6890 special-use ranges and RFC 1918 private ones (SSRF guard, B.4 item 3).
+    # RFC 6890 special-use ranges and RFC 1918 private ones (SSRF guard, B4-3).
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped:
             ip = ip.ipv4_mapped
@@ -340,7 +340,7 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body:
                                            "User-Agent": "authz-server-cimd"},
                      preload_content=False, decode_content=False)
         resp = conn.getresponse()
-        # B.4 item 3: only 200 counts; a redirect is an error, never followed.
+        # B4-3: only 200 counts; a redirect is an error, never followed.
         if resp.status != 200:
             raise CimdError(f"{what} answered {resp.status}")
         length = resp.headers.get("Content-Length")
@@ -373,7 +373,7 @@ def fetch(url: str, *, allow_loopback: bool, timeout: float = TIMEOUT, max_body:
 
 
 def cache_seconds(header: str | None) -> int:
-    """Cache-Control max-age clamped to [MIN_CACHE, MAX_CACHE] (B.4 item 5)."""
+    """Cache-Control max-age clamped to [MIN_CACHE, MAX_CACHE] (B4-5)."""
     directives = [d.strip().lower() for d in (header or "").split(",")]
     if "no-store" in directives or "no-cache" in directives:
         return MIN_CACHE
@@ -414,7 +414,7 @@ def check_jwks(jwks, what: str = "jwks") -> KeySet:
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not 0 < len(jwks["keys"]) <= MAX_KEYS:
         raise CimdError(f"{what} must be a JWK set with 1 to {MAX_KEYS} keys")
     # A published private key is no longer private, and an oct key is a shared
-    # secret, which CIMD forbids (B.4 item 4): refuse the whole set.
+    # secret, which CIMD forbids (B4-4): refuse the whole set.
     if any(not isinstance(k, dict) or PRIVATE_KEY_MEMBERS & set(k) or k.get("kty") == "oct" for k in jwks["keys"]):
         raise CimdError(f"{what} must hold public keys only")
     try:
@@ -433,7 +433,7 @@ def parse_jwks(body: bytes) -> KeySet:
 
 
 def validate(url: str, body: bytes, *, allow_loopback: bool = False) -> Document:
-    """B.4 item 4. ``allow_loopback`` as for the document URL, for ``jwks_uri``."""
+    """B4-4. ``allow_loopback`` as for the document URL, for ``jwks_uri``."""
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -453,7 +453,7 @@ def validate(url: str, body: bytes, *, allow_loopback: bool = False) -> Document
     if jwks is not None and jwks_uri is not None:
         raise CimdError("jwks and jwks_uri must not both be present")
     if method == "private_key_jwt":
-        # RFC 7523 §2.2 / A.2 item 11: the document's public keys verify the
+        # RFC 7523 §2.2 / A2-11: the document's public keys verify the
         # client's assertions, inline or at jwks_uri (fetched by the resolver
         # with the document's guards before the client is accepted).
         if jwks_uri is not None:
@@ -516,7 +516,7 @@ class _Keys:
 
 
 class CimdResolver:
-    """Fetches, validates, caches and persists CIMD clients (``query_client``, B.4),
+    """Fetches, validates, caches and persists CIMD clients (``query_client``, B4),
     and the key sets of those that publish a ``jwks_uri``.
 
     ``timeout`` is the deadline of a resolution, its document and key set
@@ -601,7 +601,7 @@ class CimdResolver:
                                               f"retry in {wait} s")
 
     def _refuse(self, url: str, failed: set, why: CimdError):
-        # Never cache errors or invalid documents or key sets (B.4 item 5): a
+        # Never cache errors or invalid documents or key sets (B4-5): a
         # fixed document works on the next request.
         log.info("CIMD client %s refused: %s", url, why)
         with self._lock:
@@ -634,12 +634,12 @@ class CimdResolver:
                 # make one refetch, not one each.
                 entry = self._keys[client_id] = dataclasses.replace(entry, fetched=now)
         try:
-            # Same fetcher, same guards as the document (B.4 item 3).
+            # Same fetcher, same guards as the document (B4-3).
             body, seconds = fetch(uri, allow_loopback=self.allow_loopback, timeout=self.timeout,
                                   deadline=deadline, max_body=MAX_JWKS_BODY, what="jwks_uri")
             keys = parse_jwks(body)
         except CimdError:
-            # Errors are never cached (B.4 item 5), and a set its publisher no
+            # Errors are never cached (B4-5), and a set its publisher no
             # longer serves is not trusted either: the next request fetches
             # again (the client is refused meanwhile).
             with self._lock:
@@ -703,7 +703,7 @@ class CimdResolver:
 class CimdPrivateKeyJWT(JWTBearerClientAssertion):
     """RFC 7523 §2.2 ``private_key_jwt`` for CIMD clients whose document
     publishes keys, inline (``jwks``) or by reference (``jwks_uri``, through
-    ``resolver``) (A.2 item 11, B.4 item 7)."""
+    ``resolver``) (docs/requirements.md: A2-11, B4-7)."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 

@@ -4,11 +4,12 @@ RFC 7592 §3).
 
 Hand-written, not Authlib's ``rfc7591.ClientRegistrationEndpoint``: that one
 always issues a secret, refuses unknown scopes and grant types instead of
-trimming them, drops ``application_type`` and can emit nulls (spec-checklist
+trimming them, drops ``application_type`` and can emit nulls (docs/requirements.md:
 D-9), while RFC 7591 §3.2.1 lets the server replace values and MCP clients need
 it to (C-2).
 
-The policy, with its defaults (spec-checklist A.14, C-2, C-7, C-9, C-10, C-13, C-19):
+The policy, with its defaults (docs/requirements.md: A14-73 to A14-78, C-2, C-7, C-9,
+C-10, C-13, C-19):
 
 - The body is a JSON object. Unknown members are ignored (RFC 7591 §2); a member
   sent as ``null`` counts as absent. A member of the wrong JSON type, an over-long
@@ -36,7 +37,7 @@ The policy, with its defaults (spec-checklist A.14, C-2, C-7, C-9, C-10, C-13, C
   echoed). Nothing left: refused.
 - ``response_types``: ``["code"]`` exactly when authorization_code is granted.
 - ``scope``: trimmed to the scope catalog. For a dynamic client it is the scope
-  of a request that names none, not a limit (B.6: step-up asks for more later).
+  of a request that names none, not a limit (B6: step-up asks for more later).
 - ``application_type``: ``web`` or ``native``. Omitted or unknown: ``native`` when
   every redirect URI is loopback http or a private-use scheme (or there are none
   and the device grant is asked for), else ``web``. A
@@ -275,7 +276,7 @@ def client_information(client, issuer: str, *, client_secret: str | None = None,
                        registration_access_token: str | None = None) -> dict:
     """RFC 7591 §3.2.1 / RFC 7592 §3: ``client_id`` and every registered member,
     with the effective ``token_endpoint_auth_method`` always present, and never a
-    ``null`` or empty value (spec-checklist item 6, C-9). ``redirect_uris`` is
+    ``null`` or empty value (docs/requirements.md: A1-6, C-9). ``redirect_uris`` is
     always there (the TS SDK's schema requires it)."""
     grants = list(client.grant_types or [])
     body = {
