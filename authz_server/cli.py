@@ -69,6 +69,34 @@ def db_downgrade(revision):
     click.echo("database is at " + revision)
 
 
+# --- config ------------------------------------------------------------------------
+@main.group("config")
+def config_group():
+    """Settings, read from the environment (see README)."""
+
+
+@config_group.command("show")
+def config_show():
+    """Each setting's variable, effective value (secrets masked) and source (env or default).
+
+    Needs no database. An invalid configuration is listed, then refused (exit 1)."""
+    from .config import SETTINGS
+
+    try:
+        settings, sources = Settings.read_env()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    rows = [("VARIABLE", "VALUE", "SOURCE")]
+    rows += [(s.env, s.show(getattr(settings, s.field)), sources[s.env]) for s in SETTINGS if s.env]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, value, source in rows:
+        click.echo(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {source}")
+    try:
+        settings.validate()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
 # --- clients -------------------------------------------------------------------
 @main.group()
 def clients():
