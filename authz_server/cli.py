@@ -97,6 +97,26 @@ def config_show():
         raise click.ClickException(str(e)) from None
 
 
+@config_group.command("readme-table")
+@click.option("--write", "readme", metavar="README.md", type=click.Path(exists=True, dir_okay=False),
+              help="regenerate the table between the markers of this README instead of printing it")
+def config_readme_table(readme):
+    """The README's settings table, generated from the declarations in authz_server/config.py."""
+    from .config import render_readme_table, with_readme_table
+
+    if readme is None:
+        click.echo(render_readme_table())
+        return
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        text = with_readme_table(text)
+    except ValueError:
+        raise click.ClickException(f"{readme} has no settings table markers") from None
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 # --- clients -------------------------------------------------------------------
 @main.group()
 def clients():

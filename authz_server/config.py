@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 from dataclasses import dataclass, make_dataclass, replace
 from dataclasses import field as dataclass_field
 from typing import Callable
@@ -162,8 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTHZ_ENV", "environment", "str", "development", lower=True,
             doc="`production` enables the strict checks below; `development` or `test` otherwise"),
     Setting("AUTHZ_ISSUER", "issuer", "str", "http://127.0.0.1:5000", required_in_production=True,
-            doc="https required in production unless loopback; no query, fragment or trailing slash; "
-                "required in production"),
+            doc="required in production: https unless on loopback; no query, fragment or trailing slash"),
     Setting("DATABASE_URL", "database_url", "url", "sqlite:///instance/authz.db",
             doc="e.g. `postgresql+psycopg://user:pw@host/db`"),
     Setting("AUTHZ_SECRET_KEY", "secret_key", "str", DEV_SECRET_KEY, secret=True, required_in_production=True,
@@ -478,7 +476,7 @@ Settings.__doc__ = "The server's settings: one field per entry of SETTINGS, vali
 # --- the README's table ----------------------------------------------------------
 
 README_TABLE_BEGIN = ("<!-- settings table: generated from SETTINGS in authz_server/config.py; "
-                      "regenerate with `python -m authz_server.config --write-readme` -->")
+                      "regenerate with `authz-server config readme-table --write README.md` -->")
 README_TABLE_END = "<!-- end of settings table -->"
 
 
@@ -505,21 +503,3 @@ def with_readme_table(text: str) -> str:
     end = text.index(README_TABLE_END, start)
     return text[:start] + "\n" + render_readme_table() + "\n" + text[end:]
 
-
-def _main(argv: list[str]) -> int:
-    if argv == ["--readme-table"]:
-        print(render_readme_table())
-        return 0
-    if argv[:1] == ["--write-readme"] and len(argv) <= 2:
-        path = argv[1] if len(argv) == 2 else "README.md"
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(with_readme_table(text))
-        return 0
-    print("usage: python -m authz_server.config --readme-table | --write-readme [README.md]", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
