@@ -69,6 +69,54 @@ def db_downgrade(revision):
     click.echo("database is at " + revision)
 
 
+# --- config ------------------------------------------------------------------------
+@main.group("config")
+def config_group():
+    """Settings, read from the environment (see README)."""
+
+
+@config_group.command("show")
+def config_show():
+    """Each setting's variable, effective value (secrets masked) and source (env or default).
+
+    Needs no database. An invalid configuration is listed, then refused (exit 1)."""
+    from .config import SETTINGS
+
+    try:
+        settings, sources = Settings.read_env()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    rows = [("VARIABLE", "VALUE", "SOURCE")]
+    rows += [(s.env, s.show(getattr(settings, s.field)), sources[s.env]) for s in SETTINGS if s.env]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, value, source in rows:
+        click.echo(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {source}")
+    try:
+        settings.validate()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@config_group.command("readme-table")
+@click.option("--write", "readme", metavar="README.md", type=click.Path(exists=True, dir_okay=False),
+              help="regenerate the table between the markers of this README instead of printing it")
+def config_readme_table(readme):
+    """The README's settings table, generated from the declarations in authz_server/config.py."""
+    from .config import render_readme_table, with_readme_table
+
+    if readme is None:
+        click.echo(render_readme_table())
+        return
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        text = with_readme_table(text)
+    except ValueError:
+        raise click.ClickException(f"{readme} has no settings table markers") from None
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 # --- clients -------------------------------------------------------------------
 @main.group()
 def clients():

@@ -4,13 +4,20 @@ A production configuration refuses what would be unsafe to run: an ``http``
 issuer on a non-loopback host (OAuth 2.1 §1.5, RFC 8414 §2), an issuer with a
 query or fragment, a missing cookie-signing secret, or a missing key-encryption
 key for the private signing keys at rest.
+
+Every setting is declared once in ``SETTINGS`` (variable, field, parser,
+default, check, one line of documentation); the ``Settings`` dataclass, the
+parsing, the per-setting checks, ``authz-server config show`` and the README's
+table are made from those declarations.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
+from dataclasses import dataclass, make_dataclass, replace
+from dataclasses import field as dataclass_field
+from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
 
@@ -36,129 +43,319 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _int(env, name, default, unit="seconds"):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer number of {unit}, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
-    return value
+# --- the declarations ------------------------------------------------------------
+#
+# Each setting is declared once, below: its environment variable, the Settings
+# field, how it is parsed, its default, the check of its value and the line of
+# documentation that the README's table shows. Parsing (Settings.from_env),
+# validation (Settings.validate), `authz-server config show` and the README's
+# table (render_readme_table, kept in step by tests/test_settings_doc.py) all
+# read them. Checks that involve several settings or the environment stay in
+# Settings.validate.
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+ENVIRONMENTS = ("development", "production", "test")
+LOGIN_PROVIDERS = ("google", "microsoft", "github", "slack", "hubspot")
+SIGNING_ALGS = ("ES256", "RS256")
 
 
 @dataclass(frozen=True)
-class Settings:
-    issuer: str = "http://127.0.0.1:5000"
-    database_url: str = "sqlite:///instance/authz.db"
-    secret_key: str = DEV_SECRET_KEY
-    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
-    environment: str = "development"  # "development" | "production" | "test"
-    app_name: str = "authz_server"
+class Setting:
+    """One setting. ``kind`` is how the environment's text is parsed: ``str``,
+    ``url`` (a string whose password ``config show`` masks), ``int`` (a whole
+    non-negative number of ``unit``), ``bool`` (one of TRUE_WORDS or FALSE_WORDS,
+    any case) or ``list`` (comma-separated, blanks dropped). An unset or empty
+    variable means the default. ``check`` is a predicate on the value, reported
+    with ``problem`` by Settings.validate (so Settings built in code are checked
+    too)."""
 
-    stytch_project_id: str | None = None
-    stytch_secret: str | None = None
-    stytch_public_token: str | None = None
-    stytch_environment: str | None = None
-    redis_url: str | None = None
+    env: str | None  # None: not read from the environment (fixed in code; tests override it)
+    field: str
+    kind: str
+    default: object
+    doc: str
+    unit: str = "seconds"
+    check: Callable[[object], bool] | None = None
+    problem: str = ""
+    secret: bool = False  # masked by `config show`
+    required_in_production: bool = False  # no default in production: validate asks for it
+    lower: bool = False  # keywords: compared in lower case
+    shown_default: str | None = None  # the README's default column, when the value alone would mislead
 
-    # Lifetimes, in seconds. Defaults follow the peers (peers.md): short codes,
-    # short access tokens, long but rotating refresh tokens.
-    code_ttl: int = 60
-    access_token_ttl: int = 3600
-    id_token_ttl: int = 3600
-    refresh_token_idle_ttl: int = 14 * 24 * 3600
-    refresh_token_absolute_ttl: int = 90 * 24 * 3600
-    refresh_grace_seconds: int = 60
-    pending_request_ttl: int = 1800
+    @property
+    def annotation(self):
+        base = {"str": str, "url": str, "int": int, "bool": bool, "list": tuple}[self.kind]
+        return base | None if self.default is None else base
+
+    def parse(self, raw: str):
+        if self.kind == "int":
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{self.env} must be an integer number of {self.unit}, got {raw!r}") from None
+            if value < 0:
+                raise ConfigError(f"{self.env} must not be negative, got {value}")
+            return value
+        if self.kind == "bool":
+            word = raw.strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ConfigError(f"{self.env} must be one of {', '.join(TRUE_WORDS)} or {', '.join(FALSE_WORDS)}, "
+                              f"got {raw!r}")
+        if self.kind == "list":
+            items = (item.strip() for item in raw.split(","))
+            return tuple(item.lower() if self.lower else item for item in items if item)
+        return raw.strip().lower() if self.lower else raw
+
+    def show(self, value) -> str:
+        """The value as `config show` prints it: secrets masked, a URL's password hidden."""
+        if value is None or value == ():
+            return "(unset)"
+        if self.kind == "bool":
+            return "1" if value else "0"
+        if self.kind == "list":
+            return ",".join(_mask(v) if self.secret else v for v in value)
+        if self.secret:
+            return _mask(value)
+        if self.kind == "url":
+            return _hide_password(value)
+        return str(value)
+
+    def readme_default(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is None or self.default == ():
+            return "unset"
+        return f"`{self.show(self.default)}`"
+
+
+def _mask(secret: str) -> str:
+    # The last 4 characters tell two secrets apart; short values show nothing.
+    return "****" + secret[-4:] if len(secret) >= 16 else "****"
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _between(low, high):
+    return lambda value: low <= value <= high
+
+
+def _resource_uris(values) -> bool:
+    from .oauth.resources import normalize
+
+    return all(normalize(r) is not None for r in values)
+
+
+DAY = 24 * 3600
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("AUTHZ_ENV", "environment", "str", "development", lower=True,
+            doc="`production` enables the strict checks below; `development` or `test` otherwise"),
+    Setting("AUTHZ_ISSUER", "issuer", "str", "http://127.0.0.1:5000", required_in_production=True,
+            doc="required in production: https unless on loopback; no query, fragment or trailing slash"),
+    Setting("DATABASE_URL", "database_url", "url", "sqlite:///instance/authz.db",
+            doc="e.g. `postgresql+psycopg://user:pw@host/db`"),
+    Setting("AUTHZ_SECRET_KEY", "secret_key", "str", DEV_SECRET_KEY, secret=True, required_in_production=True,
+            shown_default="a fixed dev value",
+            doc="cookie signing; required in production (≥ 32 chars)"),
+    Setting("AUTHZ_KEY_ENCRYPTION_KEY", "key_encryption_key", "str", DEV_KEY_ENCRYPTION_KEY, secret=True,
+            required_in_production=True, shown_default="a fixed dev value",
+            doc="Fernet key for private signing keys and the refresh tokens kept for the grace window; "
+                "required in production"),
+    Setting("AUTHZ_APP_NAME", "app_name", "str", "authz_server",
+            doc="the name on the server's pages"),
+    Setting("STYTCH_PROJECT_ID", "stytch_project_id", "str", None,
+            shown_default="unset: `make run` starts the emulator",
+            doc="Stytch B2B project; required in production"),
+    Setting("STYTCH_SECRET", "stytch_secret", "str", None, secret=True,
+            shown_default="unset: `make run` starts the emulator",
+            doc="Stytch B2B project secret; required in production"),
+    Setting("STYTCH_PUBLIC_TOKEN", "stytch_public_token", "str", None,
+            shown_default="unset: `make run` starts the emulator",
+            doc="Stytch B2B public token; required in production"),
+    Setting("STYTCH_ENVIRONMENT", "stytch_environment", "str", None,
+            shown_default="unset: `make run` starts the emulator",
+            doc="`test`, `live` or an https base URL in production"),
+    Setting("REDIS_URL", "redis_url", "url", None,
+            check=lambda v: not v or urlsplit(v).scheme in ("redis", "rediss", "unix"),
+            problem="REDIS_URL must be a redis://, rediss:// or unix:// URL",
+            doc="`redis://`, `rediss://` or `unix://`: rate-limit buckets shared by every node (atomic Lua "
+                "script, keys expire after 61 s), and the used `private_key_jwt` assertion ids. Unset: rate "
+                "limits per process (N workers allow N times the rate), assertion ids in the database. Redis "
+                "unreachable: requests are allowed and a warning logged (fails open); assertion ids are "
+                "checked in the database"),
+    # Lifetimes, in seconds. Defaults follow the peers: short codes, short
+    # access tokens, long but rotating refresh tokens.
+    Setting("AUTHZ_CODE_TTL", "code_ttl", "int", 60, check=_between(1, 600),
+            problem="AUTHZ_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)",
+            doc="authorization code lifetime (seconds, 1–600)"),
+    Setting("AUTHZ_ACCESS_TOKEN_TTL", "access_token_ttl", "int", 3600, check=lambda v: v > 0,
+            problem="AUTHZ_ACCESS_TOKEN_TTL must be positive",
+            doc="access token lifetime (seconds)"),
+    Setting("AUTHZ_ID_TOKEN_TTL", "id_token_ttl", "int", 3600,
+            doc="id token lifetime (seconds)"),
+    Setting("AUTHZ_REFRESH_TOKEN_IDLE_TTL", "refresh_token_idle_ttl", "int", 14 * DAY,
+            shown_default="`1209600` (14 days)",
+            doc="a refresh token unused this long expires (seconds)"),
+    Setting("AUTHZ_REFRESH_TOKEN_ABSOLUTE_TTL", "refresh_token_absolute_ttl", "int", 90 * DAY,
+            shown_default="`7776000` (90 days)",
+            doc="a grant's refresh tokens stop working this long after the grant (seconds)"),
+    Setting("AUTHZ_REFRESH_GRACE_SECONDS", "refresh_grace_seconds", "int", 60,
+            doc="duplicate-refresh grace window (seconds)"),
+    Setting(None, "pending_request_ttl", "int", 1800,
+            doc="how long an authorization request waits for the member to log in and consent (seconds)"),
     # Device authorization grant (RFC 8628): how long the device and user codes
     # live, the polling interval the device is told (§3.2, default 5), and how
     # many wrong user codes a member may enter before the page locks for a while
     # (§5.1; with 8-character codes that makes guessing hopeless).
-    device_code_ttl: int = 600
-    device_poll_interval: int = 5
-    device_code_attempts: int = 10
-    client_cache_ttl: int = 30
-
+    Setting("AUTHZ_DEVICE_CODE_TTL", "device_code_ttl", "int", 600, check=_between(60, 3600),
+            problem="AUTHZ_DEVICE_CODE_TTL must be between 60 and 3600 seconds (RFC 8628 §3.2)",
+            doc="device flow: code lifetime (seconds, 60–3600)"),
+    Setting("AUTHZ_DEVICE_POLL_INTERVAL", "device_poll_interval", "int", 5, check=_between(1, 60),
+            problem="AUTHZ_DEVICE_POLL_INTERVAL must be between 1 and 60 seconds",
+            doc="device flow: polling interval the device is told (seconds, 1–60)"),
+    Setting("AUTHZ_DEVICE_CODE_ATTEMPTS", "device_code_attempts", "int", 10, unit="wrong codes",
+            check=lambda v: v >= 1, problem="AUTHZ_DEVICE_CODE_ATTEMPTS must be at least 1",
+            doc="wrong user codes a member may enter before the entry locks (then one per `60/N` s)"),
+    Setting(None, "client_cache_ttl", "int", 30,
+            doc="how long a process keeps a client's row in memory (seconds)"),
     # Algorithms. Access tokens ES256 (fast), id tokens RS256 (OIDC Core §15.1 requires it).
-    access_token_alg: str = "ES256"
-    id_token_alg: str = "RS256"
+    Setting("AUTHZ_ACCESS_TOKEN_ALG", "access_token_alg", "str", "ES256", check=lambda v: v in SIGNING_ALGS,
+            problem="AUTHZ_ACCESS_TOKEN_ALG must be ES256 or RS256",
+            doc="access token signing algorithm: ES256 or RS256"),
+    Setting("AUTHZ_ID_TOKEN_ALG", "id_token_alg", "str", "RS256", check=lambda v: v in SIGNING_ALGS,
+            problem="AUTHZ_ID_TOKEN_ALG must be ES256 or RS256",
+            doc="id token signing algorithm: RS256 or ES256"),
     # RFC 8707 / RFC 9068 §3: the audience used when a request names no resource.
-    default_audience: str | None = None
-
+    Setting("AUTHZ_DEFAULT_AUDIENCE", "default_audience", "str", None, shown_default="the issuer",
+            doc="`aud` of tokens that name no resource"),
     # Identity providers offered on the login page (Stytch B2B OAuth providers).
-    login_providers: tuple = ("google", "microsoft")
+    Setting("AUTHZ_LOGIN_PROVIDERS", "login_providers", "list", ("google", "microsoft"), lower=True,
+            check=lambda v: bool(v) and all(p in LOGIN_PROVIDERS for p in v),
+            problem="AUTHZ_LOGIN_PROVIDERS must list providers among " + ", ".join(LOGIN_PROVIDERS),
+            doc="identity providers on the login page (also github, slack, hubspot)"),
     # Discovery flow: may a member create a new organization from the picker?
-    allow_organization_creation: bool = True
+    Setting("AUTHZ_ALLOW_ORGANIZATION_CREATION", "allow_organization_creation", "bool", True,
+            doc="may members create an organization from the picker"),
     # How long a member's "still active in Stytch" answer is trusted by the
-    # refresh grant and introspection (seconds; docs/architecture.md#caches-and-scale).
-    member_check_seconds: int = 60
+    # refresh grant and introspection (docs/architecture.md#caches-and-scale).
+    Setting("AUTHZ_MEMBER_CHECK_SECONDS", "member_check_seconds", "int", 60,
+            doc="how long \"member still active in Stytch\" is cached (seconds)"),
     # A member's sign-in lasts this long (minutes) since their last visit: the
     # Stytch session is created with it and extended by it at each renewal, and
     # our session cookie lives as long. Stytch's own default is 60 minutes,
     # never extended, which would sign members out every hour.
-    member_session_minutes: int = 7 * 24 * 60
-
+    Setting("AUTHZ_MEMBER_SESSION_MINUTES", "member_session_minutes", "int", 7 * 24 * 60, unit="minutes",
+            check=_between(5, 527040),
+            problem="AUTHZ_MEMBER_SESSION_MINUTES must be between 5 and 527040 (a year; Stytch's range)",
+            shown_default="`10080` (7 days)",
+            doc="a member stays signed in this long after their last visit: the Stytch session is created "
+                "with it and extended at each renewal, and the cookie lives as long (minutes, 5–527040)"),
     # Dynamic client registration (RFC 7591/7592; docs/requirements.md A14, A15):
     # "open" (default: MCP clients cannot obtain an initial access token, C-2),
     # "token" (an initial access token from registration_initial_tokens as a
     # Bearer token, RFC 7591 §3) or "off" (no endpoint, not advertised).
-    registration_policy: str = "open"
-    registration_initial_tokens: tuple = ()
+    Setting("AUTHZ_REGISTRATION", "registration_policy", "str", "open", lower=True,
+            check=lambda v: v in ("open", "token", "off"),
+            problem="AUTHZ_REGISTRATION must be open, token or off",
+            doc="dynamic client registration: `open`, `token` (initial access token required) or `off`"),
+    Setting("AUTHZ_REGISTRATION_INITIAL_TOKENS", "registration_initial_tokens", "list", (), secret=True,
+            check=lambda v: all(len(t) >= 16 for t in v),
+            problem="each AUTHZ_REGISTRATION_INITIAL_TOKENS entry must have at least 16 characters",
+            doc="comma-separated initial access tokens (≥ 16 characters each) for `token`"),
     # New registrations per minute per source address (a token bucket, burst =
     # one minute's worth; 0 = unlimited). Per process, or shared through REDIS_URL.
-    registration_rate: int = 20
+    Setting("AUTHZ_REGISTRATION_RATE", "registration_rate", "int", 20, unit="registrations per minute",
+            doc="new dynamic clients per minute per source address; `0` = unlimited"),
     # Resources (RFC 8707 URIs) that every dynamically registered (RFC 7591)
     # confidential client may get with the client_credentials grant. Empty (the
     # default): registrations do not get that grant at all, since anyone may
     # register (oauth.permissions).
-    registration_client_credentials_resources: tuple = ()
-    # Other rate limits (policies in oauth.limits), per minute with a
-    # burst of one minute's worth, 0 = unlimited; per process unless REDIS_URL is
-    # set (then shared by every node, keys under rate_limit_prefix). Generous, so
-    # that shared egress (docs/requirements.md: C-15) and one busy client are not throttled by default:
-    # tokens issued per client and grant type (public clients: and per source);
-    token_rate: int = 1200
-    # failed client authentications per source and claimed client_id (secret guessing);
-    client_auth_failure_rate: int = 60
-    # introspection requests per authenticated caller (a resource server);
-    introspection_rate: int = 6000
-    # login page requests per source address (a company's NAT is one source).
-    login_rate: int = 300
-    rate_limit_prefix: str = "authz:ratelimit:"
+    Setting("AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES", "registration_client_credentials_resources",
+            "list", (), check=_resource_uris,
+            problem="AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES must list absolute http(s) resource "
+                    "URIs without a fragment, comma-separated (RFC 8707 section 2)",
+            doc="comma-separated resource URIs that dynamically registered confidential clients may get with "
+                "`client_credentials`; unset: registrations get no `client_credentials` grant"),
+    # Other rate limits (policies in oauth.limits), per minute with a burst of
+    # one minute's worth, 0 = unlimited; per process unless REDIS_URL is set
+    # (then shared by every node, keys under rate_limit_prefix). Generous, so
+    # that shared egress (docs/requirements.md: C-15) and one busy client are
+    # not throttled by default.
+    Setting("AUTHZ_TOKEN_RATE", "token_rate", "int", 1200, unit="token requests per minute",
+            doc="tokens issued per minute per client and grant type (public clients: and per source address); "
+                "`0` = unlimited"),
+    Setting("AUTHZ_CLIENT_AUTH_FAILURE_RATE", "client_auth_failure_rate", "int", 60, unit="failures per minute",
+            doc="failed client authentications per minute per source address and client_id (token, "
+                "introspection, revocation); then 429 even with the right secret; `0` = unlimited"),
+    Setting("AUTHZ_INTROSPECTION_RATE", "introspection_rate", "int", 6000, unit="requests per minute",
+            doc="introspection requests per minute per authenticated caller; `0` = unlimited"),
+    Setting("AUTHZ_LOGIN_RATE", "login_rate", "int", 300, unit="requests per minute",
+            doc="login page requests per minute per source address (a company's NAT is one source); "
+                "`0` = unlimited"),
+    Setting("AUTHZ_RATE_LIMIT_PREFIX", "rate_limit_prefix", "str", "authz:ratelimit:",
+            doc="prefix of this server's keys in Redis (one per deployment sharing a Redis)"),
     # Proxies in front of the app whose X-Forwarded-For/-Proto are trusted
     # (werkzeug ProxyFix); 0 = none, the header is ignored (anyone can send it).
-    trusted_proxies: int = 0
+    Setting("AUTHZ_TRUSTED_PROXIES", "trusted_proxies", "int", 0, unit="proxies", check=_between(0, 5),
+            problem="AUTHZ_TRUSTED_PROXIES is the number of proxies in front of the server (0 to 5)",
+            doc="proxies in front of the server whose `X-Forwarded-For`/`-Proto` are trusted (werkzeug "
+                "ProxyFix; 0–5); with 0 the headers are ignored (anyone can send them). Set it behind a load "
+                "balancer, or every request appears to come from the proxy"),
     # Dynamically registered clients that never got a token are deleted by
-    # `authz-server clients gc` this many days after registration (0 = never; docs/requirements.md: C-14).
-    dcr_client_ttl_days: int = 7
+    # `authz-server clients gc` this many days after registration (docs/requirements.md: C-14).
+    Setting("AUTHZ_DCR_CLIENT_TTL_DAYS", "dcr_client_ttl_days", "int", 7, unit="days",
+            doc="`clients gc` deletes never-used dynamic clients older than this (days); `0` = never"),
     # Dynamically registered clients that did get tokens, but whose grants have
     # all expired or been revoked, are deleted by `clients gc` once no token was
-    # issued to them and their registration was not touched for this many days
-    # (0 = never). 90 days is the default absolute refresh-token lifetime, so a
-    # client idle that long has nothing left to refresh with (docs/requirements.md: C-14).
-    dcr_client_idle_days: int = 90
+    # issued to them and their registration was not touched for this many days.
+    # 90 days is the default absolute refresh-token lifetime, so a client idle
+    # that long has nothing left to refresh with (docs/requirements.md: C-14).
+    Setting("AUTHZ_DCR_CLIENT_IDLE_DAYS", "dcr_client_idle_days", "int", 90, unit="days",
+            doc="`clients gc` deletes dynamic clients whose grants all lapsed and that were idle this long "
+                "(days); `0` = never"),
     # Client ID metadata documents (docs/requirements.md B4): a URL client_id is
     # fetched and trusted as the client's metadata. Loopback document hosts
     # (http allowed) only for development and tests; refused in production.
-    cimd_enabled: bool = True
-    cimd_allow_loopback: bool = False
+    Setting("AUTHZ_CIMD", "cimd_enabled", "bool", True,
+            doc="accept client ID metadata documents (an https URL as `client_id`); `0` = off"),
+    Setting("AUTHZ_CIMD_ALLOW_LOOPBACK", "cimd_allow_loopback", "bool", False,
+            doc="development/test only: allow `http` document URLs on loopback (refused in production)"),
     # One deadline for fetching a document and its jwks_uri: DNS, connect, TLS,
-    # headers and body together (seconds). A few seconds, as the CIMD draft
-    # suggests: the fetch holds the member's /oauth/authorize request.
-    cimd_fetch_timeout: int = 3
-    # Fetches of documents not cached in this process, per minute per source
-    # address (0 = unlimited): each is a connection to a host the caller chose.
-    # 30 leaves room for a NAT full of people trying new clients.
-    cimd_fetch_rate: int = 30
-    # `clients gc` deletes CIMD rows that never got a grant once their document
-    # was not fetched for this many days (0 = never). At least 2: a process
-    # caches a document up to a day and must not outlive its row.
-    cimd_client_ttl_days: int = 7
+    # headers and body together. A few seconds, as the CIMD draft suggests: the
+    # fetch holds the member's /oauth/authorize request.
+    Setting("AUTHZ_CIMD_FETCH_TIMEOUT", "cimd_fetch_timeout", "int", 3, check=_between(1, 30),
+            problem="AUTHZ_CIMD_FETCH_TIMEOUT must be between 1 and 30 seconds",
+            doc="seconds for fetching a client metadata document and its `jwks_uri`, all of it (DNS, connect, "
+                "TLS, headers, body); 1–30"),
+    # Each fetch is a connection to a host the caller chose. 30 leaves room for
+    # a NAT full of people trying new clients.
+    Setting("AUTHZ_CIMD_FETCH_RATE", "cimd_fetch_rate", "int", 30, unit="fetches per minute",
+            doc="fetches of client metadata documents not cached yet, per minute per source address; "
+                "`0` = unlimited"),
+    # At least 2: a process caches a document up to a day and must not outlive its row.
+    Setting("AUTHZ_CIMD_CLIENT_TTL_DAYS", "cimd_client_ttl_days", "int", 7, unit="days",
+            check=lambda v: v == 0 or v >= 2,
+            problem="AUTHZ_CIMD_CLIENT_TTL_DAYS must be 0 (never) or at least 2: a server caches a "
+                    "client metadata document up to a day",
+            doc="`clients gc` deletes metadata-document clients that never got a grant once their document "
+                "was not fetched this long (days); `0` = never, else at least 2"),
+    Setting("AUTHZ_SQL_COUNT", "sql_count", "bool", False,
+            doc="`1` logs the number of SQL statements of each request (benchmarks)"),
+)
 
-    sql_count: bool = False
+
+class _SettingsBehaviour:
+    """What Settings does besides holding values (its fields come from SETTINGS)."""
 
     @property
     def is_production(self) -> bool:
@@ -177,76 +374,35 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        environment = env.get("AUTHZ_ENV", "development").strip().lower()
-        if environment not in ("development", "production", "test"):
-            raise ConfigError("AUTHZ_ENV must be one of development, production, test")
-        production = environment == "production"
-
-        def get(name):
-            value = env.get(name)
-            return value if value not in (None, "") else None
-
-        defaults = cls()
-        settings = cls(
-            issuer=get("AUTHZ_ISSUER") or (None if production else defaults.issuer),
-            database_url=get("DATABASE_URL") or defaults.database_url,
-            secret_key=get("AUTHZ_SECRET_KEY") or (None if production else DEV_SECRET_KEY),
-            key_encryption_key=get("AUTHZ_KEY_ENCRYPTION_KEY") or (None if production else DEV_KEY_ENCRYPTION_KEY),
-            environment=environment,
-            app_name=get("AUTHZ_APP_NAME") or defaults.app_name,
-            stytch_project_id=get("STYTCH_PROJECT_ID"),
-            stytch_secret=get("STYTCH_SECRET"),
-            stytch_public_token=get("STYTCH_PUBLIC_TOKEN"),
-            stytch_environment=get("STYTCH_ENVIRONMENT"),
-            redis_url=get("REDIS_URL"),
-            code_ttl=_int(env, "AUTHZ_CODE_TTL", defaults.code_ttl),
-            access_token_ttl=_int(env, "AUTHZ_ACCESS_TOKEN_TTL", defaults.access_token_ttl),
-            id_token_ttl=_int(env, "AUTHZ_ID_TOKEN_TTL", defaults.id_token_ttl),
-            refresh_token_idle_ttl=_int(env, "AUTHZ_REFRESH_TOKEN_IDLE_TTL", defaults.refresh_token_idle_ttl),
-            refresh_token_absolute_ttl=_int(env, "AUTHZ_REFRESH_TOKEN_ABSOLUTE_TTL", defaults.refresh_token_absolute_ttl),
-            refresh_grace_seconds=_int(env, "AUTHZ_REFRESH_GRACE_SECONDS", defaults.refresh_grace_seconds),
-            device_code_ttl=_int(env, "AUTHZ_DEVICE_CODE_TTL", defaults.device_code_ttl),
-            device_poll_interval=_int(env, "AUTHZ_DEVICE_POLL_INTERVAL", defaults.device_poll_interval),
-            device_code_attempts=_int(env, "AUTHZ_DEVICE_CODE_ATTEMPTS", defaults.device_code_attempts, "wrong codes"),
-            access_token_alg=get("AUTHZ_ACCESS_TOKEN_ALG") or defaults.access_token_alg,
-            id_token_alg=get("AUTHZ_ID_TOKEN_ALG") or defaults.id_token_alg,
-            default_audience=get("AUTHZ_DEFAULT_AUDIENCE"),
-            login_providers=tuple(p.strip().lower() for p in (get("AUTHZ_LOGIN_PROVIDERS") or "google,microsoft")
-                                  .split(",") if p.strip()),
-            allow_organization_creation=(get("AUTHZ_ALLOW_ORGANIZATION_CREATION") or "1") not in ("0", "false", "no"),
-            member_check_seconds=_int(env, "AUTHZ_MEMBER_CHECK_SECONDS", defaults.member_check_seconds),
-            member_session_minutes=_int(env, "AUTHZ_MEMBER_SESSION_MINUTES", defaults.member_session_minutes,
-                                        "minutes"),
-            registration_policy=(get("AUTHZ_REGISTRATION") or defaults.registration_policy).strip().lower(),
-            registration_initial_tokens=tuple(
-                t.strip() for t in (get("AUTHZ_REGISTRATION_INITIAL_TOKENS") or "").split(",") if t.strip()
-            ),
-            registration_rate=_int(env, "AUTHZ_REGISTRATION_RATE", defaults.registration_rate,
-                                   "registrations per minute"),
-            registration_client_credentials_resources=tuple(
-                r.strip() for r in (get("AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES") or "").split(",")
-                if r.strip()
-            ),
-            token_rate=_int(env, "AUTHZ_TOKEN_RATE", defaults.token_rate, "token requests per minute"),
-            client_auth_failure_rate=_int(env, "AUTHZ_CLIENT_AUTH_FAILURE_RATE", defaults.client_auth_failure_rate,
-                                          "failures per minute"),
-            introspection_rate=_int(env, "AUTHZ_INTROSPECTION_RATE", defaults.introspection_rate,
-                                    "requests per minute"),
-            login_rate=_int(env, "AUTHZ_LOGIN_RATE", defaults.login_rate, "requests per minute"),
-            rate_limit_prefix=get("AUTHZ_RATE_LIMIT_PREFIX") or defaults.rate_limit_prefix,
-            trusted_proxies=_int(env, "AUTHZ_TRUSTED_PROXIES", defaults.trusted_proxies, "proxies"),
-            dcr_client_ttl_days=_int(env, "AUTHZ_DCR_CLIENT_TTL_DAYS", defaults.dcr_client_ttl_days, "days"),
-            dcr_client_idle_days=_int(env, "AUTHZ_DCR_CLIENT_IDLE_DAYS", defaults.dcr_client_idle_days, "days"),
-            sql_count=get("AUTHZ_SQL_COUNT") == "1",
-            cimd_enabled=(get("AUTHZ_CIMD") or "1") not in ("0", "false", "no"),
-            cimd_allow_loopback=get("AUTHZ_CIMD_ALLOW_LOOPBACK") in ("1", "true", "yes"),
-            cimd_fetch_timeout=_int(env, "AUTHZ_CIMD_FETCH_TIMEOUT", defaults.cimd_fetch_timeout),
-            cimd_fetch_rate=_int(env, "AUTHZ_CIMD_FETCH_RATE", defaults.cimd_fetch_rate, "fetches per minute"),
-            cimd_client_ttl_days=_int(env, "AUTHZ_CIMD_CLIENT_TTL_DAYS", defaults.cimd_client_ttl_days, "days"),
-        )
+        settings, _ = cls.read_env(env)
         settings.validate()
         return settings
+
+    @classmethod
+    def read_env(cls, env: dict | None = None) -> tuple["Settings", dict[str, str]]:
+        """Parse the environment without validating; also say where each value came
+        from (``env`` or ``default``, by variable name). A value that cannot be parsed
+        raises ConfigError at once."""
+        env = dict(os.environ if env is None else env)
+        # Unlike the other settings an empty AUTHZ_ENV is refused, not the default:
+        # a typo or an empty substitution must not silently mean development.
+        raw_environment = env.get("AUTHZ_ENV")
+        environment = "development" if raw_environment is None else raw_environment.strip().lower()
+        if environment not in ENVIRONMENTS:
+            raise ConfigError("AUTHZ_ENV must be one of " + ", ".join(ENVIRONMENTS))
+        production = environment == "production"
+        values, sources = {}, {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env) if setting.env else None
+            if setting.field == "environment":
+                values["environment"] = environment
+            elif raw in (None, ""):
+                values[setting.field] = None if production and setting.required_in_production else setting.default
+            else:
+                values[setting.field] = setting.parse(raw)
+            if setting.env:
+                sources[setting.env] = "default" if raw in (None, "") else "env"
+        return cls(**values), sources
 
     def validate(self) -> None:
         """Raise ConfigError with an actionable message for any unsafe setting."""
@@ -292,48 +448,58 @@ class Settings:
             if env_ and env_ not in ("test", "live") and not env_.startswith("https://"):
                 problems.append("STYTCH_ENVIRONMENT must be test, live or an https URL in production "
                                 "(the embedded emulator is for development only)")
-        unknown = [p for p in self.login_providers if p not in ("google", "microsoft", "github", "slack", "hubspot")]
-        if unknown or not self.login_providers:
-            problems.append("AUTHZ_LOGIN_PROVIDERS must list providers among google, microsoft, github, slack, hubspot")
-        if self.access_token_alg not in ("ES256", "RS256"):
-            problems.append("AUTHZ_ACCESS_TOKEN_ALG must be ES256 or RS256")
-        if self.id_token_alg not in ("ES256", "RS256"):
-            problems.append("AUTHZ_ID_TOKEN_ALG must be ES256 or RS256")
-        if self.code_ttl == 0 or self.code_ttl > 600:
-            problems.append("AUTHZ_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
-        if not 60 <= self.device_code_ttl <= 3600:
-            problems.append("AUTHZ_DEVICE_CODE_TTL must be between 60 and 3600 seconds (RFC 8628 §3.2)")
-        if not 1 <= self.device_poll_interval <= 60:
-            problems.append("AUTHZ_DEVICE_POLL_INTERVAL must be between 1 and 60 seconds")
-        if not 5 <= self.member_session_minutes <= 527040:
-            problems.append("AUTHZ_MEMBER_SESSION_MINUTES must be between 5 and 527040 (a year; Stytch's range)")
-        if self.device_code_attempts < 1:
-            problems.append("AUTHZ_DEVICE_CODE_ATTEMPTS must be at least 1")
-        if self.access_token_ttl == 0:
-            problems.append("AUTHZ_ACCESS_TOKEN_TTL must be positive")
-        if self.registration_policy not in ("open", "token", "off"):
-            problems.append("AUTHZ_REGISTRATION must be open, token or off")
-        elif self.registration_policy == "token" and not self.registration_initial_tokens:
+        for setting in SETTINGS:
+            if setting.check is not None and not setting.check(getattr(self, setting.field)):
+                problems.append(setting.problem)
+        if self.registration_policy == "token" and not self.registration_initial_tokens:
             problems.append("AUTHZ_REGISTRATION=token needs AUTHZ_REGISTRATION_INITIAL_TOKENS "
                             "(comma-separated initial access tokens)")
-        if any(len(t) < 16 for t in self.registration_initial_tokens):
-            problems.append("each AUTHZ_REGISTRATION_INITIAL_TOKENS entry must have at least 16 characters")
-        from .oauth.resources import normalize
-
-        if any(normalize(r) is None for r in self.registration_client_credentials_resources):
-            problems.append("AUTHZ_REGISTRATION_CLIENT_CREDENTIALS_RESOURCES must list absolute http(s) resource "
-                            "URIs without a fragment, comma-separated (RFC 8707 section 2)")
         if self.is_production and self.cimd_allow_loopback:
             problems.append("AUTHZ_CIMD_ALLOW_LOOPBACK is for development only: it lets a client_id URL "
                             "point at this machine (SSRF)")
-        if not 1 <= self.cimd_fetch_timeout <= 30:
-            problems.append("AUTHZ_CIMD_FETCH_TIMEOUT must be between 1 and 30 seconds")
-        if self.cimd_client_ttl_days == 1 or self.cimd_client_ttl_days < 0:
-            problems.append("AUTHZ_CIMD_CLIENT_TTL_DAYS must be 0 (never) or at least 2: a server caches a "
-                            "client metadata document up to a day")
-        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL")
-        if self.trusted_proxies > 5:
-            problems.append("AUTHZ_TRUSTED_PROXIES is the number of proxies in front of the server (0 to 5)")
         if problems:
             raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+# The dataclass other code uses: one field per declaration, with its default.
+Settings = make_dataclass(
+    "Settings",
+    # Secrets stay out of repr(), so a logged Settings shows none.
+    [(s.field, s.annotation, dataclass_field(default=s.default, repr=not s.secret)) for s in SETTINGS],
+    bases=(_SettingsBehaviour,),
+    frozen=True,
+)
+Settings.__module__ = __name__
+Settings.__doc__ = "The server's settings: one field per entry of SETTINGS, validated by validate()."
+
+
+# --- the README's table ----------------------------------------------------------
+
+README_TABLE_BEGIN = ("<!-- settings table: generated from SETTINGS in authz_server/config.py; "
+                      "regenerate with `authz-server config readme-table --write README.md` -->")
+README_TABLE_END = "<!-- end of settings table -->"
+
+
+def render_readme_table() -> str:
+    """The README's settings table (Markdown), one row per environment variable."""
+    rows = ["| Name | Default (development) | |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | {s.readme_default()} | {s.doc} |" for s in SETTINGS if s.env]
+    return "\n".join(rows)
+
+
+def readme_table_of(text: str) -> str | None:
+    """The table between the markers of a README's text (None when the markers are missing)."""
+    try:
+        start = text.index(README_TABLE_BEGIN) + len(README_TABLE_BEGIN)
+        end = text.index(README_TABLE_END, start)
+    except ValueError:
+        return None
+    return text[start:end].strip()
+
+
+def with_readme_table(text: str) -> str:
+    """The README's text with the table between the markers regenerated."""
+    start = text.index(README_TABLE_BEGIN) + len(README_TABLE_BEGIN)
+    end = text.index(README_TABLE_END, start)
+    return text[:start] + "\n" + render_readme_table() + "\n" + text[end:]
+

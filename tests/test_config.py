@@ -7,11 +7,15 @@ and of ``create_app``, which runs the same check.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from authz_server import create_app
-from authz_server.config import DEV_KEY_ENCRYPTION_KEY, DEV_SECRET_KEY, ConfigError, Settings
+from authz_server.cli import main as cli
+from authz_server.config import DEV_KEY_ENCRYPTION_KEY, DEV_SECRET_KEY, SETTINGS, ConfigError, Settings
 
 SECRET = "s" * 16 + "e" * 16 + "cret"  # 36 characters, not the development value
 KEK = Fernet.generate_key().decode()
@@ -283,3 +287,96 @@ def test_cimd_fetch_and_gc_settings_defaults_and_parsing():
 ])
 def test_cimd_fetch_and_gc_settings_are_checked(name, value, words):
     refused(lambda: Settings.from_env({name: value}), *words)
+
+
+# --- settings declared once (authz_server.config.SETTINGS) ---------------------------------
+
+BOOLEANS = [s.env for s in SETTINGS if s.kind == "bool"]
+
+
+def test_every_setting_is_declared_once_and_is_a_settings_field():
+    """One declaration per field and per variable; Settings has exactly the declared fields."""
+    envs = [s.env for s in SETTINGS if s.env]
+    names = [s.field for s in SETTINGS]
+    assert len(set(envs)) == len(envs) and len(set(names)) == len(names)
+    assert [f.name for f in dataclasses.fields(Settings)] == names
+    assert {n: getattr(Settings(), n) for n in names} == {s.field: s.default for s in SETTINGS}
+
+
+@pytest.mark.parametrize("name", BOOLEANS)
+@pytest.mark.parametrize("value,expected", [
+    ("1", True), ("true", True), ("YES", True), ("On", True),
+    ("0", False), ("False", False), ("no", False), ("OFF", False),
+])
+def test_booleans_parse_one_way(name, value, expected):
+    """Every boolean setting reads 1/true/yes/on and 0/false/no/off, in any case."""
+    field_name = next(s.field for s in SETTINGS if s.env == name)
+    assert getattr(Settings.from_env({name: value}), field_name) is expected
+
+
+@pytest.mark.parametrize("name", BOOLEANS)
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled"])
+def test_a_boolean_that_is_neither_is_refused_with_its_name(name, value):
+    refused(lambda: Settings.from_env({name: value}), name, "true", "false", repr(value))
+
+
+@pytest.mark.parametrize("name", BOOLEANS)
+def test_an_empty_boolean_means_its_default(name):
+    setting = next(s for s in SETTINGS if s.env == name)
+    assert getattr(Settings.from_env({name: ""}), setting.field) is setting.default
+
+
+def test_read_env_says_where_each_value_came_from():
+    settings, sources = Settings.read_env({"AUTHZ_TOKEN_RATE": "5", "AUTHZ_ISSUER": ""})
+    assert settings.token_rate == 5 and sources["AUTHZ_TOKEN_RATE"] == "env"
+    assert sources["AUTHZ_ISSUER"] == "default" and sources["AUTHZ_LOGIN_RATE"] == "default"
+    assert set(sources) == {s.env for s in SETTINGS if s.env}
+
+
+def test_settings_repr_shows_no_secret():
+    s = prod(registration_initial_tokens=("t" * 20,))
+    text = repr(s)
+    for secret in (SECRET, KEK, s.stytch_secret, "t" * 20):
+        assert secret not in text
+    assert "https://auth.example.com" in text
+
+
+# --- authz-server config show ----------------------------------------------------------------
+
+def _config_show(env: dict):
+    clean = {s.env: None for s in SETTINGS if s.env}
+    return CliRunner().invoke(cli, ["config", "show"], env={**clean, **env})
+
+
+def test_config_show_prints_every_setting_with_its_source_and_masks_secrets():
+    """`authz-server config show` needs no database: each variable, its effective value
+    (secrets masked, a URL's password hidden) and whether it came from the environment."""
+    env = prod_env(DATABASE_URL="postgresql+psycopg://authz:db-password-1234@db.internal/authz",
+                   AUTHZ_TOKEN_RATE="10", AUTHZ_CIMD="off")
+    res = _config_show(env)
+    assert res.exit_code == 0, res.output
+    lines = {line.split()[0]: line.split()[1:] for line in res.output.splitlines()[1:] if line.strip()}
+    assert set(lines) == {s.env for s in SETTINGS if s.env}
+    assert lines["AUTHZ_TOKEN_RATE"] == ["10", "env"]
+    assert lines["AUTHZ_LOGIN_RATE"] == ["300", "default"]
+    assert lines["AUTHZ_CIMD"] == ["0", "env"]
+    assert lines["AUTHZ_ISSUER"] == ["https://auth.example.com", "env"]
+    assert lines["DATABASE_URL"] == ["postgresql+psycopg://authz:****@db.internal/authz", "env"]
+    assert lines["AUTHZ_SECRET_KEY"] == ["****" + SECRET[-4:], "env"]
+    assert lines["STYTCH_SECRET"] == ["****" + env["STYTCH_SECRET"][-4:], "env"]
+    assert lines["AUTHZ_DEFAULT_AUDIENCE"] == ["(unset)", "default"]
+    for secret in (SECRET, KEK, env["STYTCH_SECRET"], "db-password-1234"):
+        assert secret not in res.output
+
+
+def test_config_show_lists_the_settings_then_refuses_an_invalid_configuration():
+    """An unsafe configuration is still shown (to find the culprit), then the problems, exit 1."""
+    res = _config_show({"AUTHZ_ENV": "production"})
+    assert res.exit_code == 1
+    assert "AUTHZ_ISSUER" in res.output and "(unset)" in res.output
+    assert "Error: Invalid configuration" in res.output and "AUTHZ_ISSUER is required" in res.output
+
+
+def test_config_show_reports_a_value_it_cannot_parse():
+    res = _config_show({"AUTHZ_CODE_TTL": "soon"})
+    assert res.exit_code == 1 and "AUTHZ_CODE_TTL must be an integer" in res.output
