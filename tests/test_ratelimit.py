@@ -91,8 +91,7 @@ import time  # noqa: E402
 import pytest  # noqa: E402
 
 from authz_server.ratelimit import RedisRateLimiter, RedisStore, limiter  # noqa: E402
-from tests.conftest import REDIS_URL  # noqa: E402
-from tests.helpers import closed_port  # noqa: E402
+from tests.helpers import REDIS_URL, closed_port  # noqa: E402
 
 def test_redis_burst_then_retry_after_and_keys_independent(redis_prefix):
     limiter_ = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "token", 3)
@@ -105,7 +104,8 @@ def test_redis_burst_then_retry_after_and_keys_independent(redis_prefix):
 
 
 def test_redis_bucket_refills_with_time(redis_prefix):
-    limiter_ = RedisRateLimiter(RedisStore(REDIS_URL, redis_prefix), "login", 60)
+    store = RedisStore(REDIS_URL, redis_prefix)
+    limiter_ = RedisRateLimiter(store, "login", 60)
     assert all(limiter_.spend("a") == 0 for _ in range(60))
     assert limiter_.spend("a") == 1
     time.sleep(1.1)
