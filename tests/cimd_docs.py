@@ -87,6 +87,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def cimd_params(client_id, challenge, redirect_uri=REDIRECT, **extra):
+    """Authorization request parameters for a CIMD client (its client_id is the document URL)."""
     p = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
          "scope": "openid profile", "state": "st-1", "code_challenge": challenge, "code_challenge_method": "S256"}
     p.update(extra)
@@ -94,6 +95,7 @@ def cimd_params(client_id, challenge, redirect_uri=REDIRECT, **extra):
 
 
 def assertion(key, client_id, aud, **claims):
+    """A private_key_jwt client assertion (RFC 7523 §3) signed by ``key``, good for two minutes."""
     import secrets
     import time as _time
 
@@ -107,12 +109,14 @@ def assertion(key, client_id, aud, **claims):
 
 
 def ec_key(kid):
+    """A new P-256 key pair named ``kid``."""
     from joserfc.jwk import ECKey
 
     return ECKey.generate_key("P-256", parameters={"kid": kid})
 
 
 def code_for(live, client_id):
+    """An authorization code for a CIMD client, through a member's browser: (code, verifier)."""
     verifier, challenge = pkce_pair()
     params = redirect_params(Browser(live).authorize(cimd_params(client_id, challenge)))
     assert "code" in params, params
