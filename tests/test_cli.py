@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from authz_server.cli import main as cli
 from authz_server.models import AuditEvent, Client, SigningKey
 from authz_server.oauth.keys import MIN_PUBLISHED_SECONDS
-from tests.conftest import start_server
+from tests.helpers import start_server
 
 CONFIDENTIAL = ("first_party", "third_party")
 PUBLIC = ("first_party_public", "third_party_public")
@@ -98,8 +98,8 @@ def _client(url, client_id) -> Client | None:
 
 
 @pytest.fixture
-def server(migrated):
-    live, srv = start_server(migrated)
+def server(migrated, stytch_emulator):
+    live, srv = start_server(migrated, stytch_emulator)
     yield live
     srv.shutdown()
     live.db.dispose()

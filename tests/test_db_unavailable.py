@@ -10,7 +10,6 @@ into existence (and is migrated) while the server is running.
 """
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -22,7 +21,7 @@ from werkzeug.serving import make_server
 from authz_server import create_app, migrate
 from authz_server.config import Settings
 from authz_server.db import Database
-from tests.conftest import TEST_DATABASE_URL, LiveServer, _free_port, pkce_pair
+from tests.helpers import TEST_DATABASE_URL, LiveServer, free_port, pkce_pair, serve_in_thread
 
 FORBIDDEN_IN_BODY = ("Traceback", "OperationalError", "psycopg", "sqlite3", "sqlalchemy", "SELECT ")
 
@@ -30,19 +29,19 @@ FORBIDDEN_IN_BODY = ("Traceback", "OperationalError", "psycopg", "sqlite3", "sql
 def serve(database_url, **overrides):
     """Like conftest.start_server, but touching nothing in the database at start
     (it may be down): a server that starts during an outage must come up."""
-    port = _free_port()
+    port = free_port()
     settings = Settings(issuer=f"http://127.0.0.1:{port}", database_url=database_url, environment="test",
                         **overrides)
     db = Database(database_url)
     app = create_app(settings, db)
     srv = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    serve_in_thread(srv)
     return LiveServer(settings.issuer, app, db, settings), srv
 
 
 def dead_url(kind, tmp_path):
     if kind == "postgres":
-        return f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/authz"  # nothing listens there
+        return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/authz"  # nothing listens there
     return f"sqlite:///{tmp_path / 'no-such-dir' / 'authz.db'}"  # cannot be opened
 
 

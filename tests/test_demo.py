@@ -63,7 +63,8 @@ def test_demo_prints_a_matching_pkce_pair_and_a_code_exchange_that_works(live):
     import base64
     import hashlib
 
-    from tests.conftest import Browser, redirect_params
+    from tests.browser import Browser
+    from tests.helpers import redirect_params
 
     earlier = _printed(seed(live.settings))
     info = seed(live.settings)  # the latest start's secret is the one that works

@@ -28,7 +28,6 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
@@ -56,7 +55,8 @@ from pydantic import AnyUrl  # noqa: E402
 from authz_server.models import AuditEvent, Client as ClientRow, RefreshToken  # noqa: E402
 from authz_server.security import digest  # noqa: E402
 
-from .conftest import Browser, LiveServer  # noqa: E402
+from tests.browser import Browser  # noqa: E402
+from tests.helpers import LiveServer, serve_in_thread  # noqa: E402
 from .examples.mcp_runner import MemoryStorage, example_mcp_server  # noqa: E402
 
 MCP_SCOPE = "mcp:tools"
@@ -148,7 +148,7 @@ class DocumentServer:
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
         }
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        serve_in_thread(self.httpd)
 
     def close(self):
         self.httpd.shutdown()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from authz_server import migrate, models  # noqa: F401  (register every table)
 from authz_server.db import Base
-from tests.conftest import TEST_DATABASE_URL
+from tests.helpers import TEST_DATABASE_URL
 
 
 def _head() -> str:

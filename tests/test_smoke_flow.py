@@ -1,4 +1,4 @@
-from tests.conftest import auth_params, pkce_pair, redirect_params
+from tests.helpers import auth_params, pkce_pair, redirect_params
 
 
 def test_code_flow_confidential(live, make_client, browser, token_post):

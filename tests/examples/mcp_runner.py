@@ -7,7 +7,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from tests.conftest import _free_port
+from tests.helpers import free_port
 
 
 @contextmanager
@@ -18,7 +18,7 @@ def example_mcp_server(live, scopes=("mcp:tools",)):
     from authz_server.storage import resources
     from examples.mcp_server import Config, build_app
 
-    port = _free_port()
+    port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     s = live.db.session
     try:

@@ -15,8 +15,6 @@ import http.server
 import json
 import secrets
 import socket
-import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +26,7 @@ from authz_server.identity import gateway as gateway_module
 from authz_server.identity.gateway import (Discovery, IdentityError, IdentityUnavailable, MemberSession,
                                            StepUp, StytchGateway, WrongCode, new_pkce_pair, pkce_challenge)
 from authz_server.identity.membership import MembershipCache
+from tests.helpers import serve_in_thread, step_up_required
 
 APP = "http://app.test/cb"  # nothing listens there: the tests read Location
 # Every login the gateway starts carries a PKCE challenge; these tests start theirs
@@ -90,16 +89,6 @@ def jit_session(gw, emu) -> MemberSession:
     return result
 
 
-@contextmanager
-def step_up_required(emu, domain):
-    url = emu.url + "/emulator/step-up-domains"
-    assert requests.post(url, json={"domain": domain, "required": True}, timeout=10).status_code == 200
-    try:
-        yield
-    finally:
-        requests.post(url, json={"domain": domain, "required": False}, timeout=10)
-
-
 def outbox_code(emu, email) -> str:
     return requests.get(emu.url + "/emulator/outbox", params={"email": email}, timeout=10).json()["code"]
 
@@ -129,7 +118,7 @@ class FakeStytch:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def answer(self, status, body, content_type="application/json"):
         self.status, self.content_type = status, content_type
@@ -263,7 +252,7 @@ def test_step_up_and_email_passcode(gw, stytch_emulator):
     emu = stytch_emulator
     domain = f"gwstep-{secrets.token_hex(3)}.test"
     email = f"pat@{domain}"
-    with step_up_required(emu, domain):
+    with step_up_required(emu.url, domain):
         found = gw.discovery_authenticate(idp_token(emu, email), pkce_code_verifier=VERIFIER)
         step = gw.create_organization(found.intermediate_session_token, "Step " + secrets.token_hex(2))
         assert isinstance(step, StepUp) and step.methods == ("email_otp",) and step.email == email

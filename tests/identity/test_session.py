@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from tests.conftest import CSRF, Browser
-from tests.web.test_login import BOB, assert_page, cookie_session, later, prompt_none, signed_in
+from tests.browser import CSRF, Browser
+from tests.login import BOB, assert_page, cookie_session, later, prompt_none, signed_in
 
 ALICE = "alice@acme.test"
 

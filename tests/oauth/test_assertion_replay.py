@@ -15,8 +15,8 @@ import time_machine
 from sqlalchemy import func, select
 
 from authz_server.models import UsedClientAssertion
-from tests.conftest import REDIS_URL
-from tests.oauth.test_cimd import ASSERTION_TYPE, REDIRECT, DocServer, _assertion, _code, _ec, _invalid_client
+from tests.helpers import REDIS_URL, oauth_error
+from tests.cimd_docs import ASSERTION_TYPE, REDIRECT, DocServer, assertion as _assertion, code_for as _code, ec_key as _ec
 
 
 def _two_nodes(make_server_with, **settings):
@@ -47,8 +47,8 @@ def _replayed_at_the_other_node(a, b, docs):
                  code_verifier=verifier)
     assert resp.status_code == 200, resp.text
     refresh = resp.json()["refresh_token"]
-    _invalid_client(_post(b, client_id, once, grant_type="refresh_token", refresh_token=refresh))
-    _invalid_client(_post(a, client_id, once, grant_type="refresh_token", refresh_token=refresh))
+    oauth_error(_post(b, client_id, once, grant_type="refresh_token", refresh_token=refresh), 400, "invalid_client")
+    oauth_error(_post(a, client_id, once, grant_type="refresh_token", refresh_token=refresh), 400, "invalid_client")
     resp = _post(b, client_id, _assertion(key, client_id, audiences), grant_type="refresh_token",
                  refresh_token=refresh)
     assert resp.status_code == 200, resp.text

@@ -10,88 +10,15 @@ import json
 import logging
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from authz_server.models import Client
-from tests.conftest import Browser, pkce_pair, redirect_params
-
-REDIRECT = "http://127.0.0.1:53682/callback"
-
-
-class DocServer:
-    """path -> (status, headers, body), or a function that writes the whole raw
-    response itself; counts GETs per path. On 127.0.0.1 over http, unless told
-    another address and a TLS server context."""
-
-    def __init__(self, host="127.0.0.1", tls_context=None):
-        self.routes: dict[str, tuple[int, dict, bytes]] = {}
-        self.hits: dict[str, int] = {}
-        docs = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                docs.hits[self.path] = docs.hits.get(self.path, 0) + 1
-                route = docs.routes.get(self.path, (404, {}, b"not found"))
-                if callable(route):
-                    try:
-                        route(self.wfile)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                    self.close_connection = True
-                    return
-                status, headers, body = route
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if callable(body):
-                    self.end_headers()
-                    try:
-                        body(self.wfile)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                    return
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *a):
-                pass
-
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.httpd = type("DocHTTPServer", (ThreadingHTTPServer,), {"address_family": family})((host, 0), Handler)
-        self.httpd.daemon_threads = True
-        if tls_context is not None:
-            self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        # A short poll interval: shutdown() waits for the loop to notice.
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def url(self, path):
-        return self.base + path
-
-    def serve_json(self, path, doc, headers=None):
-        self.routes[path] = (200, {"Content-Type": "application/json", **(headers or {})},
-                             json.dumps(doc).encode())
-
-    def document(self, path, **overrides):
-        doc = {
-            "client_id": self.url(path),
-            "client_name": "Agent CLI",
-            "redirect_uris": [REDIRECT],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
-        }
-        doc.update(overrides)
-        return {k: v for k, v in doc.items() if v is not None}
-
+from tests.browser import Browser
+from tests.cimd_docs import (ASSERTION_TYPE, REDIRECT, DocServer, assertion as _assertion, cimd_params as _params,
+                             code_for as _code, ec_key as _ec)
+from tests.helpers import oauth_error, pkce_pair, redirect_params
 
 @pytest.fixture
 def docs():
@@ -104,13 +31,6 @@ def docs():
 @pytest.fixture
 def cimd_live(make_server_with):
     return make_server_with(cimd_allow_loopback=True)
-
-
-def _params(client_id, challenge, redirect_uri=REDIRECT, **extra):
-    p = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
-         "scope": "openid profile", "state": "st-1", "code_challenge": challenge, "code_challenge_method": "S256"}
-    p.update(extra)
-    return p
 
 
 def _rows(live, client_id):
@@ -243,18 +163,23 @@ def test_b4_3_loopback_refused_without_dev_switch(live, docs):
     assert docs.hits == {}
 
 
+def _ten_megabytes(written: list):
+    """A response body of 10 MB streamed without Content-Length; ``written``
+    collects the size of each chunk the server managed to send."""
+    def stream(wfile):
+        chunk = b" " * 65536
+        for _ in range(160):
+            wfile.write(chunk)
+            written.append(len(chunk))
+
+    return stream
+
+
 def test_b4_3_body_cap_10mb_refused(cimd_live, docs):
     """B.4 item 3: a body cap of about 5 KB; a 10 MB document is refused and
     not read to the end (no Content-Length, streamed)."""
     written = []
-
-    def stream(wfile):
-        chunk = b" " * 65536
-        for _ in range(160):  # 10 MB
-            wfile.write(chunk)
-            written.append(len(chunk))
-
-    docs.routes["/huge.json"] = (200, {"Content-Type": "application/json"}, stream)
+    docs.routes["/huge.json"] = (200, {"Content-Type": "application/json"}, _ten_megabytes(written))
     _assert_refused_at_authorize(cimd_live, docs.url("/huge.json"))
     assert sum(written) < 10 * 1024 * 1024
 
@@ -342,8 +267,7 @@ def test_b4_7_token_endpoint_refuses_invalid_document(cimd_live, docs):
     resp = requests.post(cimd_live.url + "/oauth/token", data={
         "grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT, "code_verifier": "v" * 43,
         "client_id": url, "client_secret": "s"}, timeout=10)
-    assert resp.status_code in (400, 401)
-    assert resp.json()["error"] == "invalid_client"
+    oauth_error(resp, 400, "invalid_client")
     assert _rows(cimd_live, url) is None
 
 
@@ -354,24 +278,10 @@ def test_a2_11_secret_at_token_endpoint_refused_for_cimd_client(cimd_live, docs)
     resp = requests.post(cimd_live.url + "/oauth/token", data={
         "grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT, "code_verifier": "v" * 43,
         "client_id": url, "client_secret": "guess"}, timeout=10)
-    assert resp.status_code in (400, 401)
-    assert resp.json()["error"] == "invalid_client"
+    oauth_error(resp, 401, "invalid_client")
 
 
 # --- private_key_jwt (RFC 7523) -------------------------------------------
-
-def _assertion(key, client_id, aud, **claims):
-    import secrets
-    import time as _time
-
-    from joserfc import jwt
-
-    now = int(_time.time())
-    payload = {"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + 120,
-               "jti": secrets.token_hex(8)}
-    payload.update(claims)
-    return jwt.encode({"alg": "ES256", "kid": key.kid}, payload, key)
-
 
 def test_a2_11_private_key_jwt_cimd_client(cimd_live, docs):
     """A.2 item 11 / B.4 item 7: a CIMD client whose document says
@@ -394,10 +304,10 @@ def test_a2_11_private_key_jwt_cimd_client(cimd_live, docs):
     for extra in ({}, {"client_secret": "guess"}):
         data = {k: v for k, v in base.items() if k != "client_assertion_type"}
         resp = requests.post(token_url, data={**data, **extra}, timeout=10)
-        assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client", resp.text
+        oauth_error(resp, 401, "invalid_client")
     # Signed by a key the document does not publish.
     resp = requests.post(token_url, data={**base, "client_assertion": _assertion(other, url, token_url)}, timeout=10)
-    assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client", resp.text
+    oauth_error(resp, 400, "invalid_client")
     good = _assertion(key, url, token_url)
     resp = requests.post(token_url, data={**base, "client_assertion": good}, timeout=10)
     assert resp.status_code == 200, resp.text
@@ -407,7 +317,7 @@ def test_a2_11_private_key_jwt_cimd_client(cimd_live, docs):
     resp = requests.post(token_url, data={"grant_type": "refresh_token", "refresh_token": resp.json()["refresh_token"],
                                           "client_id": url, "client_assertion_type": base["client_assertion_type"],
                                           "client_assertion": good}, timeout=10)
-    assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client", resp.text
+    oauth_error(resp, 400, "invalid_client")
 
 
 @pytest.mark.parametrize("jwks", [None, {"keys": []}, "not-an-object"])
@@ -440,15 +350,6 @@ def test_b4_3_refused_addresses_are_refused_before_connecting(host):
 
 # --- private_key_jwt with jwks_uri (RFC 7591 §2, RFC 7523 §2.2) ------------
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-def _ec(kid):
-    from joserfc.jwk import ECKey
-
-    return ECKey.generate_key("P-256", parameters={"kid": kid})
-
-
 def _public_set(*keys):
     return {"keys": [k.as_dict(private=False) for k in keys]}
 
@@ -458,13 +359,6 @@ def _jwks_uri_client(docs, path, jwks_path, **overrides):
     docs.serve_json(path, docs.document(path, token_endpoint_auth_method="private_key_jwt",
                                         jwks_uri=docs.url(jwks_path), **overrides))
     return docs.url(path)
-
-
-def _code(live, client_id):
-    verifier, challenge = pkce_pair()
-    params = redirect_params(Browser(live).authorize(_params(client_id, challenge)))
-    assert "code" in params, params
-    return params["code"], verifier
 
 
 def _post_with_assertion(live, client_id, key, **data):
@@ -478,7 +372,7 @@ def _refresh_with(live, client_id, key, refresh_token):
 
 
 def _invalid_client(resp):
-    assert resp.status_code in (400, 401) and resp.json()["error"] == "invalid_client", (resp.status_code, resp.text)
+    oauth_error(resp, 400, "invalid_client")
 
 
 def test_a2_11_private_key_jwt_with_jwks_uri(cimd_live, docs):
@@ -615,14 +509,7 @@ def test_b4_3_jwks_uri_body_cap(cimd_live, docs, caplog):
 
     key = _ec("k1")
     written = []
-
-    def stream(wfile):
-        chunk = b" " * 65536
-        for _ in range(160):  # 10 MB
-            wfile.write(chunk)
-            written.append(len(chunk))
-
-    docs.routes["/huge/jwks.json"] = (200, {"Content-Type": "application/json"}, stream)
+    docs.routes["/huge/jwks.json"] = (200, {"Content-Type": "application/json"}, _ten_megabytes(written))
     url = _jwks_uri_client(docs, "/huge-keys.json", "/huge/jwks.json")
     _assert_jwks_uri_refused(cimd_live, url, key, caplog, "jwks_uri serves a body that is too large")
     assert sum(written) < 10 * 1024 * 1024

@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import pytest
 import requests
 
-from tests.conftest import CSRF, PENDING, Browser, RegisteredClient, auth_params, pkce_pair, redirect_params
-from tests.helpers import jwt_claims
+from tests.browser import CSRF, PENDING, Browser
+from tests.helpers import auth_params, jwt_claims, pkce_pair, redirect_params, refresh, RegisteredClient
 
 
 def _consent_page(resp) -> bool:
@@ -57,12 +57,6 @@ def _redeem(live, client: RegisteredClient, code, verifier, **extra):
     return requests.post(live.url + "/oauth/token", data=data, auth=auth, timeout=10)
 
 
-def _refresh(live, client: RegisteredClient, refresh_token, **extra):
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client.client_id, **extra}
-    auth = (client.client_id, client.client_secret) if client.client_secret else None
-    return requests.post(live.url + "/oauth/token", data=data, auth=auth, timeout=10)
-
-
 def _ok(resp) -> dict:
     assert resp.status_code == 200, (resp.status_code, resp.text)
     return resp.json()
@@ -70,7 +64,7 @@ def _ok(resp) -> dict:
 
 def _assert_refresh_works(live, client, body):
     assert isinstance(body.get("refresh_token"), str) and body["refresh_token"]
-    again = _ok(_refresh(live, client, body["refresh_token"]))
+    again = _ok(refresh(live, client, body["refresh_token"]))
     assert again["refresh_token"] != body["refresh_token"] and again["scope"] == body["scope"]
 
 
@@ -114,7 +108,7 @@ def test_c11_cimd_client_may_ask_for_offline_access(make_server_with):
     """C-11 / B.4: a client-ID-metadata-document client asks for offline_access with
     prompt=consent: consent is shown and a refresh token is issued (its document
     lists the refresh_token grant)."""
-    from tests.oauth.test_cimd import REDIRECT, DocServer
+    from tests.cimd_docs import REDIRECT, DocServer
 
     live = make_server_with(cimd_allow_loopback=True)
     docs = DocServer()
@@ -191,7 +185,7 @@ def test_sep2207_offline_access_in_the_token_requests(live, make_client, browser
     code, verifier = _authorize(browser, c, "openid profile offline_access", expect_consent=True, prompt="consent")
     body = _ok(_redeem(live, c, code, verifier, scope="openid offline_access"))
     assert body["scope"] == "openid profile offline_access"
-    again = _ok(_refresh(live, c, body["refresh_token"], scope="openid profile offline_access"))
+    again = _ok(refresh(live, c, body["refresh_token"], scope="openid profile offline_access"))
     assert again["scope"] == "openid profile offline_access"
     assert again["refresh_token"] and again["refresh_token"] != body["refresh_token"]
 

@@ -14,7 +14,8 @@ import requests
 import time_machine
 
 from authz_server.models import Client, Resource
-from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
+from tests.browser import Browser
+from tests.helpers import auth_params, pkce_pair, redirect_params
 
 ACCESS_CLAIMS = {"iss", "exp", "aud", "sub", "client_id", "iat", "jti"}
 MCP_A = "https://mcp-a.example/mcp"

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from authz_server.cli import main as cli
 from authz_server.models import AuditEvent
 from authz_server.security import digest
-from tests.conftest import auth_params, pkce_pair, redirect_params
+from tests.helpers import auth_params, pkce_pair, redirect_params
 
 
 def _events(live, name=None):

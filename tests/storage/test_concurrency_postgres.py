@@ -15,8 +15,7 @@ import time_machine
 from sqlalchemy import text
 
 from authz_server.security import digest
-from tests.conftest import TEST_DATABASE_URL
-from tests.helpers import introspect as _introspect, refresh_token_active
+from tests.helpers import introspect as _introspect, refresh, refresh_token_active, TEST_DATABASE_URL
 
 pytestmark = pytest.mark.skipif(
     not (TEST_DATABASE_URL or "").startswith("postgresql"),
@@ -53,12 +52,6 @@ def _token(live, data, client):
                          timeout=15)
 
 
-def _refresh(live, client, rt):
-    return _token(live, {"grant_type": "refresh_token", "refresh_token": rt}, client)
-
-
-
-
 def _grant_of(live, refresh_token):
     with live.db.engine.connect() as conn:
         return conn.execute(text("SELECT grant_id FROM refresh_tokens WHERE token_hash = :h"),
@@ -73,7 +66,7 @@ def _grant_revoked(live, grant_id):
 def _rotated_once(live, client, tokens_for):
     """A fresh grant whose first refresh token was rotated once: (t1, t2, grant id)."""
     t1 = tokens_for(client)
-    r = _refresh(live, client, t1["refresh_token"])
+    r = refresh(live, client, t1["refresh_token"])
     assert r.status_code == 200, r.text
     t2 = r.json()
     return t1, t2, _grant_of(live, t2["refresh_token"])
@@ -101,7 +94,7 @@ def test_a6_39_concurrent_redemptions_of_one_code_single_winner(live, make_clien
         # OAuth 2.1 §4.1.3: the replay revokes what the first redemption issued.
         assert _introspect(live, client, winner["access_token"]) == {"active": False}
         assert not refresh_token_active(live, winner["refresh_token"])
-        _assert_invalid_grant(_refresh(live, client, winner["refresh_token"]))
+        _assert_invalid_grant(refresh(live, client, winner["refresh_token"]))
 
 
 def _live_in_family(live, grant_id):
@@ -119,7 +112,7 @@ def test_c8_concurrent_refreshes_in_grace_window_share_one_family(live, make_cli
     for _ in range(ROUNDS):
         rt = tokens_for(client)["refresh_token"]
         grant_id = _grant_of(live, rt)
-        a, b = _together(lambda: _refresh(live, client, rt), lambda: _refresh(live, client, rt))
+        a, b = _together(lambda: refresh(live, client, rt), lambda: refresh(live, client, rt))
         assert (a.status_code, b.status_code) == (200, 200), (a.text, b.text)
         ta, tb = a.json(), b.json()
         assert ta["refresh_token"] == tb["refresh_token"]
@@ -129,7 +122,7 @@ def test_c8_concurrent_refreshes_in_grace_window_share_one_family(live, make_cli
         for t in (ta, tb):
             assert _introspect(live, client, t["access_token"])["active"] is True
         # The one child still refreshes, and its child stays in the family.
-        r = _refresh(live, client, ta["refresh_token"])
+        r = refresh(live, client, ta["refresh_token"])
         assert r.status_code == 200, r.text
         assert _grant_of(live, r.json()["refresh_token"]) == grant_id
         assert _live_in_family(live, grant_id) == 1
@@ -150,12 +143,12 @@ def test_a7_44_reuse_after_grace_window_revokes_family(live, make_client, tokens
         t1, t2, grant_id = _rotated_once(live, client, tokens_for)
         with _later(grace + 5):
             # Two simultaneous replays of the stale token: both refused, none resurrects it.
-            results = _together(lambda: _refresh(live, client, t1["refresh_token"]),
-                                lambda: _refresh(live, client, t1["refresh_token"]))
+            results = _together(lambda: refresh(live, client, t1["refresh_token"]),
+                                lambda: refresh(live, client, t1["refresh_token"]))
             for resp in results:
                 _assert_invalid_grant(resp)
             assert _grant_revoked(live, grant_id) is not None
-            _assert_invalid_grant(_refresh(live, client, t2["refresh_token"]))
+            _assert_invalid_grant(refresh(live, client, t2["refresh_token"]))
             for tok in (t1["access_token"], t2["access_token"]):
                 assert _introspect(live, client, tok) == {"active": False}
 
@@ -169,18 +162,18 @@ def test_c8_reuse_racing_live_refresh_leaves_no_live_token(live, make_client, to
     for _ in range(ROUNDS):
         t1, t2, grant_id = _rotated_once(live, client, tokens_for)
         with _later(grace + 5):
-            stale, fresh = _together(lambda: _refresh(live, client, t1["refresh_token"]),
-                                     lambda: _refresh(live, client, t2["refresh_token"]))
+            stale, fresh = _together(lambda: refresh(live, client, t1["refresh_token"]),
+                                     lambda: refresh(live, client, t2["refresh_token"]))
             _assert_invalid_grant(stale)
             assert _grant_revoked(live, grant_id) is not None
             if fresh.status_code == 200:
                 t3 = fresh.json()
-                _assert_invalid_grant(_refresh(live, client, t3["refresh_token"]))
+                _assert_invalid_grant(refresh(live, client, t3["refresh_token"]))
                 assert _introspect(live, client, t3["access_token"]) == {"active": False}
                 assert not refresh_token_active(live, t3["refresh_token"])
             else:
                 _assert_invalid_grant(fresh)
-            _assert_invalid_grant(_refresh(live, client, t2["refresh_token"]))
+            _assert_invalid_grant(refresh(live, client, t2["refresh_token"]))
             assert _introspect(live, client, t2["access_token"]) == {"active": False}
 
 
@@ -201,7 +194,7 @@ def test_a17_86_concurrent_polls_of_an_approved_device_code_single_winner(live, 
     status = 'approved' RETURNING, so of two simultaneous polls exactly one gets tokens and
     exactly one grant is created; the other is a replay and revokes them (as for codes)."""
     from tests.helpers import DEVICE_GRANT, device_confirm_page, device_decide, device_start
-    from tests.conftest import Browser
+    from tests.browser import Browser
 
     client = make_client(redirect_uris=(), grant_types=(DEVICE_GRANT, "refresh_token"),
                          introspection_resources=(live.url,))  # it introspects its tokens
@@ -216,7 +209,7 @@ def test_a17_86_concurrent_polls_of_an_approved_device_code_single_winner(live, 
         _assert_invalid_grant(next(r for r in results if r.status_code == 400))
         winner = next(r for r in results if r.status_code == 200).json()
         assert _introspect(live, client, winner["access_token"]) == {"active": False}
-        _assert_invalid_grant(_refresh(live, client, winner["refresh_token"]))
+        _assert_invalid_grant(refresh(live, client, winner["refresh_token"]))
     with live.db.engine.connect() as conn:
         grants = conn.execute(text("SELECT count(*) FROM grants WHERE client_id = :c"),
                               {"c": client.client_id}).scalar_one()

@@ -13,7 +13,8 @@ import pytest
 import stytch
 from stytch.core.response_base import StytchError
 
-from .conftest import outbox, pkce_pair, sdk_client, set_step_up, sign_in
+from tests.helpers import pkce_pair
+from tests.stytch_emulator.helpers import outbox, sdk_client, set_step_up, sign_in
 
 ACME_DOMAIN = "acme.test"
 

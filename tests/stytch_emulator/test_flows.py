@@ -17,7 +17,8 @@ from authz_server.stytch_emulator import (DEFAULT_PROJECT_ID, DEFAULT_PUBLIC_TOK
                                          LiveProjectRefused, create_emulator, refuse_live)
 from authz_server.stytch_emulator.__main__ import main as emulator_main
 
-from .conftest import APP, outbox, parse_form, pkce_pair, set_step_up, sign_in, start_url
+from tests.helpers import parse_form, pkce_pair
+from tests.stytch_emulator.helpers import APP, outbox, set_step_up, sign_in, start_url
 
 
 def test_discovery_start_renders_the_identity_provider_form(emu):

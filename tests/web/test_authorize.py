@@ -23,8 +23,8 @@ import time_machine
 from sqlalchemy import func, select
 
 from authz_server.models import AuthorizationCode, Consent, Resource
-from tests.conftest import CSRF, PENDING, Browser, auth_params, pkce_pair
-from tests.helpers import jwt_claims
+from tests.browser import CSRF, PENDING, Browser
+from tests.helpers import auth_params, jwt_claims, pkce_pair
 
 ALICE = "alice@acme.test"
 CLIENT_ERRORS = {  # RFC 6749 §4.1.2.1 plus OIDC Core §3.1.2.6
@@ -578,7 +578,7 @@ def test_a3_21_login_post_without_csrf_token_is_refused(live, make_client, brows
     page = browser.get(f"/login?pending={pending}")
     href = htmllib.unescape(re.search(r'data-provider="google" href="([^"]+)"', page.text).group(1))
     idp = browser.http.get(href, timeout=10)
-    from tests.conftest import form_fields
+    from tests.helpers import form_fields
 
     fields = {**form_fields(idp.text), "email": ALICE}
     back = browser.http.post(idp.url, data=fields, allow_redirects=False, timeout=10)

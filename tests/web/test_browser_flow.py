@@ -21,7 +21,7 @@ import jwt
 import pytest
 import requests
 
-from tests.conftest import auth_params, pkce_pair
+from tests.helpers import auth_params, pkce_pair
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.access(CHROMIUM, os.X_OK):

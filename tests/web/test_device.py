@@ -11,8 +11,8 @@ import requests
 from sqlalchemy import select
 
 from authz_server.models import Consent, DeviceAuthorization
-from tests.conftest import REDIS_URL, Browser, CSRF
-from tests.helpers import DEVICE_GRANT, audit_rows, device_confirm_page, device_decide, device_start
+from tests.browser import Browser, CSRF
+from tests.helpers import audit_rows, device_confirm_page, device_decide, DEVICE_GRANT, device_start, REDIS_URL
 
 
 def _cli(make_client, **kw):

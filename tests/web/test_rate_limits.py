@@ -13,8 +13,8 @@ import logging
 
 import requests
 
-from tests.conftest import REDIS_URL, Browser, auth_params, pkce_pair, redirect_params
-from tests.helpers import audit_rows, closed_port
+from tests.browser import Browser
+from tests.helpers import audit_rows, auth_params, closed_port, pkce_pair, redirect_params, REDIS_URL
 
 CC = {"grant_type": "client_credentials"}
 

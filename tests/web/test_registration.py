@@ -8,7 +8,7 @@ import pytest
 import requests
 from markupsafe import escape
 
-from tests.conftest import RegisteredClient, auth_params, pkce_pair
+from tests.helpers import RegisteredClient, auth_params, pkce_pair
 
 PUBLIC = {"redirect_uris": ["http://localhost:6274/oauth/callback"], "token_endpoint_auth_method": "none",
           "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],

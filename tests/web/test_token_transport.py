@@ -173,7 +173,7 @@ def test_a1_5_userinfo_refuses_access_token_in_query(live, make_client, tokens_f
     ok = requests.get(live.url + "/oauth/userinfo", headers={"Authorization": f"Bearer {at}"}, timeout=10)
     assert ok.status_code == 200, ok.text  # the token itself is good
     resp = requests.get(live.url + "/oauth/userinfo", params={"access_token": at}, timeout=10)
-    assert resp.status_code in (400, 401), resp.text
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
     assert "sub" not in resp.json()
     assert resp.json()["error"] in ("invalid_request", "invalid_token")
     assert resp.headers["WWW-Authenticate"].startswith("Bearer ")

@@ -9,7 +9,8 @@ import jwt
 import requests
 import time_machine
 
-from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
+from tests.browser import Browser
+from tests.helpers import auth_params, pkce_pair, redirect_params
 
 
 def _userinfo(live, at, method="GET"):

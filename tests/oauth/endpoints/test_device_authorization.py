@@ -9,7 +9,7 @@ import requests
 from sqlalchemy import func, select
 
 from authz_server.models import DeviceAuthorization
-from tests.helpers import DEVICE_GRANT, device_start, register_resources
+from tests.helpers import DEVICE_GRANT, device_start, oauth_error, register_resources
 
 USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
 
@@ -25,16 +25,6 @@ def _rows(live) -> int:
         return s.scalar(select(func.count()).select_from(DeviceAuthorization))
     finally:
         s.remove()
-
-
-def _error(resp, error, status=400):
-    # RFC 6749 §5.2: invalid_client is a 400 or a 401, and a 401 for a client
-    # that tried the Authorization header.
-    statuses = (400, 401) if status == "400/401" else (status,)
-    assert resp.status_code in statuses, (resp.status_code, resp.text)
-    assert resp.headers["Content-Type"].startswith("application/json")
-    assert resp.json()["error"] == error, resp.json()
-    assert "device_code" not in resp.json()
 
 
 def test_a17_85_response_has_the_rfc_members(live, make_client):
@@ -87,37 +77,37 @@ def test_a17_85_confidential_client_authenticates(live, make_client):
     cli = make_client(client_type="third_party", redirect_uris=(), grant_types=(DEVICE_GRANT,))
     assert device_start(live, cli).status_code == 200
     resp = requests.post(live.url + "/oauth/device_authorization", auth=(cli.client_id, "wrong"), timeout=10)
-    _error(resp, "invalid_client", 401)
+    oauth_error(resp, 401, "invalid_client")
     resp = requests.post(live.url + "/oauth/device_authorization", data={"client_id": cli.client_id}, timeout=10)
-    _error(resp, "invalid_client", "400/401")
+    oauth_error(resp, 401, "invalid_client")
     assert _rows(live) == 1
 
 
-@pytest.mark.parametrize("data, error", [
-    ({}, "invalid_client"),
-    ({"client_id": "no-such-client"}, "invalid_client"),
+@pytest.mark.parametrize("data, status", [
+    ({}, 401),
+    ({"client_id": "no-such-client"}, 400),
 ])
-def test_a17_85_unknown_client(live, data, error):
+def test_a17_85_unknown_client(live, data, status):
     resp = requests.post(live.url + "/oauth/device_authorization", data=data, timeout=10)
-    _error(resp, error, "400/401")
+    oauth_error(resp, status, "invalid_client")
     resp = requests.post(live.url + "/oauth/device_authorization", data=data, auth=("no-such-client", "x"),
                          timeout=10)
-    _error(resp, error, 401)
+    oauth_error(resp, 401, "invalid_client")
     assert _rows(live) == 0
 
 
 def test_a17_85_client_without_the_device_grant(live, make_client):
     web = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1/cb",))
     resp = requests.post(live.url + "/oauth/device_authorization", data={"client_id": web.client_id}, timeout=10)
-    _error(resp, "unauthorized_client")
+    oauth_error(resp, 400, "unauthorized_client")
     assert _rows(live) == 0
 
 
 def test_a17_85_scope_and_resource_are_checked(live, make_client):
     cli = _cli(make_client)
-    _error(device_start(live, cli, scope="openid no-such-scope"), "invalid_scope")
-    _error(device_start(live, cli, resource="https://unregistered.example/mcp"), "invalid_target")
-    _error(device_start(live, cli, resource="not a uri"), "invalid_target")
+    oauth_error(device_start(live, cli, scope="openid no-such-scope"), 400, "invalid_scope")
+    oauth_error(device_start(live, cli, resource="https://unregistered.example/mcp"), 400, "invalid_target")
+    oauth_error(device_start(live, cli, resource="not a uri"), 400, "invalid_target")
     assert _rows(live) == 0
 
 
@@ -125,9 +115,9 @@ def test_a1_1_form_posts_only(live, make_client):
     cli = _cli(make_client)
     url = live.url + "/oauth/device_authorization"
     assert requests.get(url, params={"client_id": cli.client_id}, timeout=10).status_code == 405
-    _error(requests.post(url, json={"client_id": cli.client_id}, timeout=10), "invalid_request")
-    _error(requests.post(url, data=[("client_id", cli.client_id), ("scope", "openid"), ("scope", "email")],
-                         timeout=10), "invalid_request")
+    oauth_error(requests.post(url, json={"client_id": cli.client_id}, timeout=10), 400, "invalid_request")
+    oauth_error(requests.post(url, data=[("client_id", cli.client_id), ("scope", "openid"), ("scope", "email")],
+                         timeout=10), 400, "invalid_request")
     assert _rows(live) == 0
 
 
@@ -148,7 +138,7 @@ def test_client_with_a_resource_allow_list_is_limited_at_device_authorization(li
     files, mail = "https://files.example/mcp", "https://mail.example/mcp"
     register_resources(live, {files: ["files:read"], mail: ["mail:send"]})
     cli = _cli(make_client, allowed_resources=(files,))
-    _error(device_start(live, cli, resource=mail), "invalid_target")
-    _error(device_start(live, cli, scope="openid mail:send"), "invalid_scope")
+    oauth_error(device_start(live, cli, resource=mail), 400, "invalid_target")
+    oauth_error(device_start(live, cli, scope="openid mail:send"), 400, "invalid_scope")
     assert _rows(live) == 0
     assert device_start(live, cli, scope="openid files:read", resource=files).status_code == 200

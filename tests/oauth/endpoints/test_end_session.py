@@ -17,9 +17,10 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import CSRF, Browser, auth_params, pkce_pair
-from tests.web.test_login import (assert_page, client_params, form_fields, later, live_session_ids, prompt_none,
-                                  redeem, stytch_session)
+from tests.browser import CSRF, Browser
+from tests.helpers import auth_params, form_fields, pkce_pair
+from tests.login import (assert_page, client_params, later, live_session_ids, prompt_none, redeem,
+                         stytch_session)
 
 LOGGED_OUT = "https://app.example/logged-out"
 BOB = "bob@acme.test"

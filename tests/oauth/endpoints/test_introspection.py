@@ -9,23 +9,13 @@ from contextlib import contextmanager
 import requests
 import time_machine
 
-from tests.helpers import refresh_token_active, register_resources
+from tests.helpers import post_as_client, refresh_token_active, register_resources
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
 
 def _introspect(live, rs, token, hint=None, auth="basic"):
-    data = {"token": token}
-    if hint:
-        data["token_type_hint"] = hint
-    if auth == "basic":
-        return requests.post(live.url + "/oauth/introspect", data=data, auth=(rs.client_id, rs.client_secret),
-                             timeout=10)
-    if auth == "post":
-        data.update(client_id=rs.client_id, client_secret=rs.client_secret)
-    elif auth == "none":
-        data["client_id"] = rs.client_id
-    return requests.post(live.url + "/oauth/introspect", data=data, timeout=10)
+    return post_as_client(live, "/oauth/introspect", rs, auth, token=token, token_type_hint=hint)
 
 
 def _body(resp):
@@ -210,7 +200,7 @@ def test_introspection_is_only_for_allowed_resource_servers_and_their_tokens(liv
     client an operator allowed to introspect a resource learns about access
     tokens whose audience is that resource (RFC 7662 §2.1, §4); everyone else,
     and every refresh token, gets exactly {"active": false}."""
-    from tests.conftest import RegisteredClient
+    from tests.helpers import RegisteredClient
 
     files = "https://files.example/mcp"
     register_resources(live, {files: ["files:read"]})

@@ -2,33 +2,13 @@
 from __future__ import annotations
 
 import requests
-from tests.helpers import introspect as _introspect, refresh_token_active, resource_server
+from tests.helpers import introspect as _introspect, post_as_client, refresh, refresh_token_active, resource_server
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
 
 
 def _revoke(live, client, token, hint=None, auth="basic"):
-    data = {"token": token}
-    if hint:
-        data["token_type_hint"] = hint
-    if auth == "basic":
-        return requests.post(live.url + "/oauth/revoke", data=data, auth=(client.client_id, client.client_secret),
-                             timeout=10)
-    if auth == "post":
-        data.update(client_id=client.client_id, client_secret=client.client_secret)
-    else:  # a public client identifies itself
-        data["client_id"] = client.client_id
-    return requests.post(live.url + "/oauth/revoke", data=data, timeout=10)
-
-
-
-
-def _refresh(live, client, rt):
-    data = {"grant_type": "refresh_token", "refresh_token": rt}
-    if client.client_secret:
-        return requests.post(live.url + "/oauth/token", data=data, auth=(client.client_id, client.client_secret),
-                             timeout=10)
-    return requests.post(live.url + "/oauth/token", data={**data, "client_id": client.client_id}, timeout=10)
+    return post_as_client(live, "/oauth/revoke", client, auth, token=token, token_type_hint=hint)
 
 
 def _userinfo(live, at):
@@ -46,7 +26,7 @@ def test_a11_62_revoked_refresh_token_is_refused_at_token(live, make_client, tok
     c = make_client()
     t = tokens_for(c)
     _ok200(_revoke(live, c, t["refresh_token"], hint="refresh_token"))
-    r = _refresh(live, c, t["refresh_token"])
+    r = refresh(live, c, t["refresh_token"])
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
 
 
@@ -78,7 +58,7 @@ def test_a11_62_revoking_an_access_token_leaves_the_refresh_token(live, make_cli
     c = make_client()
     t = tokens_for(c)
     _ok200(_revoke(live, c, t["access_token"]))
-    r = _refresh(live, c, t["refresh_token"])
+    r = refresh(live, c, t["refresh_token"])
     assert r.status_code == 200, r.text
     assert _userinfo(live, r.json()["access_token"]).status_code == 200
 
@@ -101,7 +81,7 @@ def test_a11_63_public_client_revokes_with_client_id(live, make_client, tokens_f
     t = tokens_for(c)
     _ok200(_revoke(live, c, t["refresh_token"], auth="none"))
     assert not refresh_token_active(live, t["refresh_token"])
-    r = _refresh(live, c, t["refresh_token"])
+    r = refresh(live, c, t["refresh_token"])
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
@@ -134,7 +114,7 @@ def test_a11_63_another_clients_token_is_not_revoked(live, make_client, tokens_f
     _ok200(_revoke(live, pub, t["refresh_token"], auth="none"))
     assert refresh_token_active(live, t["refresh_token"])
     assert _introspect(live, rs, t["access_token"])["active"] is True
-    assert _refresh(live, a, t["refresh_token"]).status_code == 200
+    assert refresh(live, a, t["refresh_token"]).status_code == 200
 
 
 def test_a11_63_wrong_hint_still_finds_the_token(live, make_client, tokens_for):
@@ -201,11 +181,11 @@ def test_a11_65_revoking_refresh_token_kills_its_access_tokens(live, make_client
     c = make_client()
     rs = resource_server(live, make_client)
     t = tokens_for(c)
-    r = _refresh(live, c, t["refresh_token"]).json()  # a second access token of the grant
+    r = refresh(live, c, t["refresh_token"]).json()  # a second access token of the grant
     other = tokens_for(c)  # another grant of the same client and member
     _ok200(_revoke(live, c, r["refresh_token"]))
     assert _introspect(live, rs, t["access_token"]) == {"active": False}
     assert _introspect(live, rs, r["access_token"]) == {"active": False}
     assert _userinfo(live, r["access_token"]).status_code == 401
     assert _introspect(live, rs, other["access_token"])["active"] is True
-    assert _refresh(live, c, other["refresh_token"]).status_code == 200
+    assert refresh(live, c, other["refresh_token"]).status_code == 200

@@ -10,7 +10,7 @@ import requests
 
 from authz_server.models import Client
 from authz_server.security import digest
-from tests.helpers import (audit_rows as _audit, frozen as _frozen, introspect as _introspect,
+from tests.helpers import (audit_rows as _audit, frozen as _frozen, introspect as _introspect, oauth_error,
                            refresh_token_active, register_resources, resource_server)
 
 
@@ -22,19 +22,6 @@ def _redeem(token_post, client, code, verifier, auth="basic", **extra):
     if auth == "post":
         return token_post({**data, "client_id": client.client_id, "client_secret": client.client_secret})
     return token_post({**data, "client_id": client.client_id})
-
-
-def _error(resp, status, error):
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert resp.headers["Content-Type"].startswith("application/json")
-    body = resp.json()
-    assert body["error"] == error, body
-    assert "access_token" not in body
-    return body
-
-
-
-
 
 
 def _basic(client_id, secret, encode=True):
@@ -64,7 +51,7 @@ def test_a2_7_basic_secret_with_reserved_characters_percent_encoded(live, make_c
     # Sent without the encoding, '%2B' decodes to '+' and the secret no longer matches.
     bad = token_post({"grant_type": "client_credentials"},
                      headers={"Authorization": _basic(c.client_id, secret, encode=False)})
-    _error(bad, 401, "invalid_client")
+    oauth_error(bad, 401, "invalid_client")
 
 
 def test_a2_7_minted_secrets_need_no_encoding(live, make_client, token_post):
@@ -108,8 +95,7 @@ def test_a2_8_public_client_must_identify_itself(live, make_client, get_code, to
     c = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1/callback",))
     code, verifier, _ = get_code(c)
     resp = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier})
-    assert resp.json()["error"] == "invalid_client", resp.text
-    assert resp.status_code in (400, 401)
+    oauth_error(resp, 401, "invalid_client")
     assert _redeem(token_post, c, code, verifier, auth="none").status_code == 200
 
 
@@ -129,7 +115,7 @@ def test_a2_9_basic_with_mismatched_body_client_id(live, make_client, get_code, 
     b = make_client()
     code, verifier, _ = get_code(a)
     resp = _redeem(token_post, a, code, verifier, client_id=b.client_id)
-    _error(resp, 401, "invalid_client")
+    oauth_error(resp, 401, "invalid_client")
     assert resp.headers["WWW-Authenticate"].startswith("Basic ")
     assert _redeem(token_post, a, code, verifier).status_code == 200  # nothing was consumed
 
@@ -140,11 +126,11 @@ def test_a2_9_client_must_use_its_registered_method(live, make_client, get_code,
     Basic, and a confidential client sending only client_id are all refused."""
     basic = make_client()
     code, verifier, _ = get_code(basic)
-    _error(_redeem(token_post, basic, code, verifier, auth="post"), 401, "invalid_client")
-    _error(_redeem(token_post, basic, code, verifier, auth="none"), 401, "invalid_client")
+    oauth_error(_redeem(token_post, basic, code, verifier, auth="post"), 401, "invalid_client")
+    oauth_error(_redeem(token_post, basic, code, verifier, auth="none"), 401, "invalid_client")
     post = make_client(auth_method="client_secret_post")
     code2, verifier2, _ = get_code(post)
-    _error(_redeem(token_post, post, code2, verifier2, auth="basic"), 401, "invalid_client")
+    oauth_error(_redeem(token_post, post, code2, verifier2, auth="basic"), 401, "invalid_client")
     # The refused attempts consumed nothing.
     assert _redeem(token_post, basic, code, verifier).status_code == 200
     assert _redeem(token_post, post, code2, verifier2, auth="post").status_code == 200
@@ -157,11 +143,11 @@ def test_a2_10_bad_basic_secret_is_401_with_basic_challenge(live, make_client, g
     code, verifier, _ = get_code(c)
     resp = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
                       auth=(c.client_id, c.client_secret + "x"))
-    _error(resp, 401, "invalid_client")
+    oauth_error(resp, 401, "invalid_client")
     assert resp.headers["WWW-Authenticate"].startswith("Basic ")
     unknown = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
                          auth=("client-unknown", "whatever"))
-    _error(unknown, 401, "invalid_client")
+    oauth_error(unknown, 401, "invalid_client")
     assert unknown.headers["WWW-Authenticate"].startswith("Basic ")
 
 
@@ -171,8 +157,7 @@ def test_a2_10_bad_post_secret_is_invalid_client(live, make_client, get_code, to
     code, verifier, _ = get_code(c)
     resp = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
                        "client_id": c.client_id, "client_secret": "wrong"})
-    body = resp.json()
-    assert resp.status_code in (400, 401) and body["error"] == "invalid_client", resp.text
+    oauth_error(resp, 401, "invalid_client")
 
 
 def test_a2_10_disabled_client_is_invalid_client(live, make_client, get_code, token_post):
@@ -188,7 +173,7 @@ def test_a2_10_disabled_client_is_invalid_client(live, make_client, get_code, to
     finally:
         s.remove()
     live.server.clients.invalidate(c.client_id)
-    _error(_redeem(token_post, c, code, verifier), 401, "invalid_client")
+    oauth_error(_redeem(token_post, c, code, verifier), 401, "invalid_client")
 
 
 # --- A.6 redeeming codes -----------------------------------------------------------
@@ -202,8 +187,8 @@ def test_a6_38_code_of_another_client_is_invalid_grant(live, make_client, get_co
     b = make_client(redirect_uris=(a.redirect_uri,))
     pub = make_client(client_type="third_party_public", redirect_uris=(a.redirect_uri,))
     code, verifier, _ = get_code(a)
-    _error(_redeem(token_post, b, code, verifier), 400, "invalid_grant")
-    _error(_redeem(token_post, pub, code, verifier, auth="none"), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, b, code, verifier), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, pub, code, verifier, auth="none"), 400, "invalid_grant")
     assert _redeem(token_post, a, code, verifier).status_code == 200
     assert _audit(live, "code_replayed") == []
 
@@ -214,7 +199,7 @@ def test_a6_38_expired_code_is_invalid_grant(live, make_client, get_code, token_
     code, verifier, _ = get_code(c)
     with _frozen(live, live.settings.code_ttl + 5):
         resp = _redeem(token_post, c, code, verifier)
-    _error(resp, 400, "invalid_grant")
+    oauth_error(resp, 400, "invalid_grant")
 
 
 def test_a6_38_code_just_inside_its_lifetime_works(live, make_client, get_code, token_post):
@@ -251,13 +236,13 @@ def test_a6_39_second_redemption_is_refused_and_revokes(live, make_client, get_c
     assert refresh_token_active(live, t["refresh_token"])
 
     second = _redeem(token_post, c, code, verifier)
-    _error(second, 400, "invalid_grant")
+    oauth_error(second, 400, "invalid_grant")
 
     assert _introspect(live, rs, t["access_token"]) == {"active": False}
     assert not refresh_token_active(live, t["refresh_token"])
     refresh = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]},
                          auth=(c.client_id, c.client_secret))
-    _error(refresh, 400, "invalid_grant")
+    oauth_error(refresh, 400, "invalid_grant")
     ui = requests.get(live.url + "/oauth/userinfo", headers={"Authorization": "Bearer " + t["access_token"]},
                       timeout=10)
     assert ui.status_code == 401
@@ -277,7 +262,7 @@ def test_a6_39_replay_also_revokes_rotated_descendants(live, make_client, get_co
     r = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]}, auth=auth)
     assert r.status_code == 200
     t2 = r.json()
-    _error(_redeem(token_post, c, code, verifier), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, c, code, verifier), 400, "invalid_grant")
     assert _introspect(live, rs, t2["access_token"]) == {"active": False}
     assert not refresh_token_active(live, t2["refresh_token"])
 
@@ -288,7 +273,7 @@ def test_a6_39_replay_by_public_client_revokes(live, make_client, get_code, toke
     rs = resource_server(live, make_client)
     code, verifier, _ = get_code(c)
     t = _redeem(token_post, c, code, verifier, auth="none").json()
-    _error(_redeem(token_post, c, code, verifier, auth="none"), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, c, code, verifier, auth="none"), 400, "invalid_grant")
     assert not refresh_token_active(live, t["refresh_token"])
     assert _introspect(live, rs, t["access_token"]) == {"active": False}
 
@@ -301,7 +286,7 @@ def test_a6_39_replay_with_wrong_verifier_does_not_revoke(live, make_client, get
     code, verifier, _ = get_code(c)
     t = _redeem(token_post, c, code, verifier).json()
     wrong = _redeem(token_post, c, code, "w" * 43)
-    _error(wrong, 400, "invalid_grant")
+    oauth_error(wrong, 400, "invalid_grant")
     assert _introspect(live, rs, t["access_token"])["active"] is True
     assert refresh_token_active(live, t["refresh_token"])
     assert _audit(live, "code_replayed") == []
@@ -317,7 +302,7 @@ def test_a6_39_replay_with_wrong_client_auth_does_not_revoke(live, make_client, 
     t = _redeem(token_post, c, code, verifier).json()
     resp = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
                       auth=(c.client_id, "not-the-secret"))
-    _error(resp, 401, "invalid_client")
+    oauth_error(resp, 401, "invalid_client")
     assert refresh_token_active(live, t["refresh_token"])
     assert _audit(live, "code_replayed") == []
 
@@ -345,7 +330,7 @@ def test_a6_41_missing_grant_type_is_invalid_request(live, make_client, token_po
     """RFC 6749 §5.2: a missing required parameter is invalid_request (not
     unsupported_grant_type)."""
     c = make_client(grant_types=("client_credentials",))
-    _error(token_post({"scope": "openid"}, auth=(c.client_id, c.client_secret)), 400, "invalid_request")
+    oauth_error(token_post({"scope": "openid"}, auth=(c.client_id, c.client_secret)), 400, "invalid_request")
 
 
 def test_a6_41_error_codes(live, make_client, get_code, token_post):
@@ -355,23 +340,23 @@ def test_a6_41_error_codes(live, make_client, get_code, token_post):
     auth = (c.client_id, c.client_secret)
     code, verifier, _ = get_code(c)
     # invalid_request: a required parameter is missing.
-    _error(token_post({"grant_type": "authorization_code", "code_verifier": verifier}, auth=auth),
+    oauth_error(token_post({"grant_type": "authorization_code", "code_verifier": verifier}, auth=auth),
            400, "invalid_request")
     # unsupported_grant_type: implicit/password are not token grants here (OAuth 2.1 §10.1).
-    _error(token_post({"grant_type": "password", "username": "a", "password": "b"}, auth=auth),
+    oauth_error(token_post({"grant_type": "password", "username": "a", "password": "b"}, auth=auth),
            400, "unsupported_grant_type")
-    _error(token_post({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}, auth=auth),
+    oauth_error(token_post({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}, auth=auth),
            400, "unsupported_grant_type")
     # unauthorized_client: a client not registered for the grant.
-    _error(token_post({"grant_type": "client_credentials"}, auth=auth), 400, "unauthorized_client")
+    oauth_error(token_post({"grant_type": "client_credentials"}, auth=auth), 400, "unauthorized_client")
     # invalid_target: a resource that was not part of the authorization (RFC 8707 §2.2).
-    _error(_redeem(token_post, c, code, verifier, resource="https://other.example/mcp"), 400, "invalid_target")
+    oauth_error(_redeem(token_post, c, code, verifier, resource="https://other.example/mcp"), 400, "invalid_target")
     # invalid_grant: an unknown code.
-    _error(_redeem(token_post, c, "not-a-code", verifier), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, c, "not-a-code", verifier), 400, "invalid_grant")
     # invalid_client: 401 with a Basic challenge.
     resp = token_post({"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
                       auth=(c.client_id, "x"))
-    _error(resp, 401, "invalid_client")
+    oauth_error(resp, 401, "invalid_client")
     assert "WWW-Authenticate" in resp.headers
     # None of the failures above used the code up.
     assert _redeem(token_post, c, code, verifier).status_code == 200
@@ -382,7 +367,7 @@ def test_a6_41_code_only_client_refused_code_grant_by_registration(live, make_cl
     c = make_client(grant_types=("client_credentials",), redirect_uris=())
     resp = token_post({"grant_type": "authorization_code", "code": "x", "code_verifier": "v" * 43},
                       auth=(c.client_id, c.client_secret))
-    _error(resp, 400, "unauthorized_client")
+    oauth_error(resp, 400, "unauthorized_client")
 
 
 def test_a6_42_used_expired_unknown_codes_get_invalid_grant(live, make_client, get_code, token_post):
@@ -391,11 +376,11 @@ def test_a6_42_used_expired_unknown_codes_get_invalid_grant(live, make_client, g
     c = make_client()
     code, verifier, _ = get_code(c)
     assert _redeem(token_post, c, code, verifier).status_code == 200
-    _error(_redeem(token_post, c, code, verifier), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, c, code, verifier), 400, "invalid_grant")
     code2, verifier2, _ = get_code(c)
     with _frozen(live, live.settings.code_ttl + 1):
-        _error(_redeem(token_post, c, code2, verifier2), 400, "invalid_grant")
-    _error(_redeem(token_post, c, "x" * 43, verifier), 400, "invalid_grant")
+        oauth_error(_redeem(token_post, c, code2, verifier2), 400, "invalid_grant")
+    oauth_error(_redeem(token_post, c, "x" * 43, verifier), 400, "invalid_grant")
 
 
 def test_client_with_a_resource_allow_list_is_limited_in_member_flows(live, make_client, browser):
@@ -403,7 +388,7 @@ def test_client_with_a_resource_allow_list_is_limited_in_member_flows(live, make
     resources, so a client without a list may name any registered resource; a
     client an operator limited to some resources gets invalid_target for
     another one (RFC 8707 §2) and invalid_scope for its scopes, on the redirect."""
-    from tests.conftest import auth_params, pkce_pair, redirect_params
+    from tests.helpers import auth_params, pkce_pair, redirect_params
 
     files, mail = "https://files.example/mcp", "https://mail.example/mcp"
     register_resources(live, {files: ["files:read"], mail: ["mail:send"]})

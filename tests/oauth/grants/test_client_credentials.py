@@ -7,20 +7,14 @@ import jwt
 import pytest
 import requests
 
-from authz_server.models import Resource
-from tests.helpers import register_resources
+from tests.helpers import oauth_error, register_resources
 
 FILES = "https://files.example/mcp"
 
 
 @pytest.fixture
 def files_resource(live):
-    s = live.db.session
-    try:
-        s.add(Resource(identifier=FILES, name="Files", scopes=["files:read", "files:write"]))
-        s.commit()
-    finally:
-        s.remove()
+    register_resources(live, {FILES: ["files:read", "files:write"]})
     return FILES
 
 
@@ -33,12 +27,6 @@ def _decode(live, token, audience):
     kid = jwt.get_unverified_header(token)["kid"]
     key = jwt.PyJWKSet.from_dict(jwks)[kid]
     return jwt.decode(token, key, algorithms=["ES256", "RS256"], audience=audience, issuer=live.url)
-
-
-def _error(resp, status, error):
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert resp.json()["error"] == error, resp.json()
-    assert "access_token" not in resp.json()
 
 
 def _machine(make_client, **kw):
@@ -74,13 +62,13 @@ def test_cc_issues_no_refresh_or_id_token(live, make_client, token_post):
 def test_cc_member_scopes_refused(live, make_client, token_post, scope):
     """Member scopes make no sense without a member: invalid_scope."""
     c = _machine(make_client)
-    _error(_cc(token_post, c, scope=scope), 400, "invalid_scope")
+    oauth_error(_cc(token_post, c, scope=scope), 400, "invalid_scope")
 
 
 def test_cc_member_scope_refused_next_to_a_resource_scope(live, make_client, token_post, files_resource):
     """One member scope in the request spoils it: invalid_scope, nothing issued."""
     c = _machine(make_client)
-    _error(_cc(token_post, c, scope="files:read openid"), 400, "invalid_scope")
+    oauth_error(_cc(token_post, c, scope="files:read openid"), 400, "invalid_scope")
 
 
 def test_cc_resource_scopes_within_the_registration(live, make_client, token_post, files_resource):
@@ -90,8 +78,8 @@ def test_cc_resource_scopes_within_the_registration(live, make_client, token_pos
     ok = _cc(token_post, c, scope="files:read")
     assert ok.status_code == 200, ok.text
     assert ok.json()["scope"] == "files:read"
-    _error(_cc(token_post, c, scope="files:write"), 400, "invalid_scope")
-    _error(_cc(token_post, c, scope="files:delete"), 400, "invalid_scope")
+    oauth_error(_cc(token_post, c, scope="files:write"), 400, "invalid_scope")
+    oauth_error(_cc(token_post, c, scope="files:delete"), 400, "invalid_scope")
 
 
 def test_cc_default_scope_drops_member_scopes(live, make_client, token_post, files_resource):
@@ -119,14 +107,14 @@ def test_cc_audience_default_and_resource(live, make_client, token_post, files_r
     assert _decode(live, plain["access_token"], live.url)["aud"] == live.url
     bound = _cc(token_post, c, resource=FILES).json()
     assert _decode(live, bound["access_token"], FILES)["aud"] == FILES
-    _error(_cc(token_post, c, resource="https://unknown.example/mcp"), 400, "invalid_target")
+    oauth_error(_cc(token_post, c, resource="https://unknown.example/mcp"), 400, "invalid_target")
 
 
 def test_cc_client_not_registered_for_the_grant(live, make_client, token_post):
     """RFC 6749 §5.2: a client without the client_credentials grant gets
     unauthorized_client."""
     c = make_client()  # authorization_code + refresh_token
-    _error(_cc(token_post, c), 400, "unauthorized_client")
+    oauth_error(_cc(token_post, c), 400, "unauthorized_client")
 
 
 def test_cc_public_client_refused(live, make_client, token_post):
@@ -134,16 +122,16 @@ def test_cc_public_client_refused(live, make_client, token_post):
     cannot authenticate for this grant."""
     c = make_client(client_type="third_party_public", redirect_uris=("http://127.0.0.1/callback",))
     resp = token_post({"grant_type": "client_credentials", "client_id": c.client_id})
-    _error(resp, 401, "invalid_client")
+    oauth_error(resp, 401, "invalid_client")
 
 
 def test_cc_bad_secret_is_invalid_client(live, make_client, token_post):
     """RFC 6749 §4.4.2 / §5.2: the client must authenticate."""
     c = _machine(make_client)
     resp = token_post({"grant_type": "client_credentials"}, auth=(c.client_id, "wrong"))
-    _error(resp, 401, "invalid_client")
+    oauth_error(resp, 401, "invalid_client")
     assert resp.headers["WWW-Authenticate"].startswith("Basic ")
-    _error(token_post({"grant_type": "client_credentials"}), 401, "invalid_client")
+    oauth_error(token_post({"grant_type": "client_credentials"}), 401, "invalid_client")
 
 
 def test_cc_client_secret_post(live, make_client, token_post):
@@ -183,13 +171,13 @@ def test_client_credentials_reaches_only_the_resources_the_client_is_allowed(liv
     assert ok.status_code == 200, ok.text
     claims = _decode(live, ok.json()["access_token"], FILES)
     assert claims["aud"] == FILES and claims["scope"] == "files:read"
-    _error(_cc(token_post, files_only, resource=MAIL), 400, "invalid_target")
-    _error(_cc(token_post, files_only, scope="mail:send"), 400, "invalid_scope")
-    _error(_cc(token_post, files_only, scope="mail:send", resource=FILES), 400, "invalid_scope")
+    oauth_error(_cc(token_post, files_only, resource=MAIL), 400, "invalid_target")
+    oauth_error(_cc(token_post, files_only, scope="mail:send"), 400, "invalid_scope")
+    oauth_error(_cc(token_post, files_only, scope="mail:send", resource=FILES), 400, "invalid_scope")
 
     nothing = _machine(make_client)  # the default for an admin client: no resource
-    _error(_cc(token_post, nothing, resource=FILES), 400, "invalid_target")
-    _error(_cc(token_post, nothing, scope="files:read"), 400, "invalid_scope")
+    oauth_error(_cc(token_post, nothing, resource=FILES), 400, "invalid_target")
+    oauth_error(_cc(token_post, nothing, scope="files:read"), 400, "invalid_scope")
     plain = _cc(token_post, nothing)
     assert plain.status_code == 200, plain.text
     claims = _decode(live, plain.json()["access_token"], live.url)

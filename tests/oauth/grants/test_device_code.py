@@ -10,7 +10,7 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.conftest import Browser
+from tests.browser import Browser
 from tests.helpers import (
     DEVICE_GRANT,
     audit_rows,
@@ -21,6 +21,7 @@ from tests.helpers import (
     frozen,
     introspect,
     jwt_claims,
+    oauth_error,
     refresh_token_active,
 )
 
@@ -30,16 +31,6 @@ CLI_GRANTS = (DEVICE_GRANT, "refresh_token")
 def _cli(make_client, grant_types=CLI_GRANTS, **kw):
     """A public CLI client: no redirect URI, the device grant."""
     return make_client(client_type="third_party_public", redirect_uris=(), grant_types=grant_types, **kw)
-
-
-def _error(resp, error, status=400):
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert resp.headers["Content-Type"].startswith("application/json")
-    assert resp.headers["Cache-Control"] == "no-store"
-    body = resp.json()
-    assert body["error"] == error, body
-    assert "access_token" not in body
-    return body
 
 
 def _started(live, client, **params):
@@ -99,7 +90,7 @@ def test_a17_86_device_code_is_single_use_and_a_replay_revokes(live, make_client
     with frozen(live, 10):
         first = device_poll(live, cli, started["device_code"])
         assert first.status_code == 200, first.text
-        _error(device_poll(live, cli, started["device_code"]), "invalid_grant")
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "invalid_grant")
     # OAuth 2.1 §4.1.3 applied to device codes: what the first redemption
     # produced is revoked once the code is replayed.
     rs = make_client(client_type="first_party", redirect_uris=(), grant_types=("client_credentials",),
@@ -116,15 +107,15 @@ def test_a17_86_polling_faster_than_interval_gets_slow_down(live, make_client):
     assert started["interval"] == 5
     t0 = dt.datetime.now(dt.timezone.utc)
     with frozen(live, 0, t0):
-        _error(device_poll(live, cli, started["device_code"]), "authorization_pending")
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "authorization_pending")
     with frozen(live, 1, t0):
-        _error(device_poll(live, cli, started["device_code"]), "slow_down")  # interval now 10 s
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "slow_down")  # interval now 10 s
     with frozen(live, 8, t0):
-        _error(device_poll(live, cli, started["device_code"]), "slow_down")  # 7 s < 10 s; now 15 s
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "slow_down")  # 7 s < 10 s; now 15 s
     with frozen(live, 24, t0):
-        _error(device_poll(live, cli, started["device_code"]), "authorization_pending")  # 16 s ≥ 15 s
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "authorization_pending")  # 16 s ≥ 15 s
     with frozen(live, 40, t0):
-        _error(device_poll(live, cli, started["device_code"]), "authorization_pending")
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "authorization_pending")
 
 
 def test_a17_86_denied_request_gets_access_denied(live, make_client):
@@ -134,7 +125,7 @@ def test_a17_86_denied_request_gets_access_denied(live, make_client):
     assert "not connected" in done.text
     for seconds in (10, 30):
         with frozen(live, seconds):
-            _error(device_poll(live, cli, started["device_code"]), "access_denied")
+            oauth_error(device_poll(live, cli, started["device_code"]), 400, "access_denied")
     assert len(audit_rows(live, "consent_denied")) == 1
 
 
@@ -144,7 +135,7 @@ def test_a17_86_expired_device_code_gets_expired_token(live, make_client):
     assert started["expires_in"] == 600
     t0 = dt.datetime.now(dt.timezone.utc)
     with frozen(live, 601, t0):
-        _error(device_poll(live, cli, started["device_code"]), "expired_token")
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "expired_token")
         # and the member can no longer approve it
         page = device_confirm_page(Browser(live), started["verification_uri_complete"])
         assert page.status_code == 400 and "not valid or has expired" in page.text
@@ -155,7 +146,7 @@ def test_a17_86_approved_but_expired_before_the_poll_is_expired(live, make_clien
     started = _started(live, cli)
     _approve(live, started)
     with frozen(live, 601):
-        _error(device_poll(live, cli, started["device_code"]), "expired_token")
+        oauth_error(device_poll(live, cli, started["device_code"]), 400, "expired_token")
 
 
 def test_a17_86_device_code_of_another_client_is_invalid_grant(live, make_client):
@@ -163,8 +154,8 @@ def test_a17_86_device_code_of_another_client_is_invalid_grant(live, make_client
     started = _started(live, cli)
     _approve(live, started)
     with frozen(live, 10):
-        _error(device_poll(live, other, started["device_code"]), "invalid_grant")
-        _error(device_poll(live, other, "x" * 43), "invalid_grant")
+        oauth_error(device_poll(live, other, started["device_code"]), 400, "invalid_grant")
+        oauth_error(device_poll(live, other, "x" * 43), 400, "invalid_grant")
         # the rightful client still gets its tokens
         assert device_poll(live, cli, started["device_code"]).status_code == 200
 
@@ -179,14 +170,14 @@ def test_a17_86_bad_device_code_requests(live, make_client, data, error):
     cli = _cli(make_client)
     resp = requests.post(live.url + "/oauth/token", data={"grant_type": DEVICE_GRANT, "client_id": cli.client_id,
                                                          **data}, timeout=10)
-    _error(resp, error)
+    oauth_error(resp, 400, error)
 
 
 def test_a17_86_client_without_the_grant_is_unauthorized(live, make_client):
     cli = _cli(make_client)
     started = _started(live, cli)
     web = make_client(client_type="third_party")  # code + refresh only
-    _error(device_poll(live, web, started["device_code"]), "unauthorized_client")
+    oauth_error(device_poll(live, web, started["device_code"]), 400, "unauthorized_client")
 
 
 def test_a17_86_confidential_client_must_authenticate_to_poll(live, make_client):
@@ -195,11 +186,11 @@ def test_a17_86_confidential_client_must_authenticate_to_poll(live, make_client)
     _approve(live, started)
     resp = requests.post(live.url + "/oauth/token", data={"grant_type": DEVICE_GRANT, "client_id": cli.client_id,
                                                          "device_code": started["device_code"]}, timeout=10)
-    _error(resp, "invalid_client", 401)
+    oauth_error(resp, 401, "invalid_client")
     resp = requests.post(live.url + "/oauth/token", data={"grant_type": DEVICE_GRANT,
                                                          "device_code": started["device_code"]},
                          auth=(cli.client_id, "wrong"), timeout=10)
-    _error(resp, "invalid_client", 401)
+    oauth_error(resp, 401, "invalid_client")
     with frozen(live, 10):
         assert device_poll(live, cli, started["device_code"]).status_code == 200
 
@@ -227,7 +218,6 @@ def test_a16_81_resource_becomes_the_audience(live, make_client):
         body = device_poll(live, cli, started["device_code"]).json()
     claims = jwt_claims(body["access_token"])
     assert claims["aud"] == "https://mcp.example.com/mcp" and claims["scope"] == "tools:read"
-
 
 
 def test_a14_75_dynamic_registration_of_a_device_client(live):

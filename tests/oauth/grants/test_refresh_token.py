@@ -8,29 +8,11 @@ import datetime as dt
 import requests
 import time_machine
 
-from tests.conftest import Browser, auth_params, pkce_pair, redirect_params
-from tests.helpers import (audit_rows as _audit, frozen as _frozen, introspect as _introspect,
-                           refresh_token_active, resource_server)
+from tests.browser import Browser
+from tests.helpers import (audit_rows as _audit, auth_params, frozen as _frozen, introspect as _introspect, oauth_error,
+                           pkce_pair, redirect_params, refresh, refresh_token_active, resource_server)
 
 PUBLIC_REDIRECT = ("http://127.0.0.1/callback",)
-
-
-def _refresh(live_or_url, client, refresh_token, **extra):
-    url = live_or_url if isinstance(live_or_url, str) else live_or_url.url
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
-    if client.client_secret:
-        auth = (client.client_id, client.client_secret)
-    else:
-        auth = None
-        data["client_id"] = client.client_id
-    return requests.post(url + "/oauth/token", data=data, auth=auth, timeout=10)
-
-
-def _error(resp, status, error):
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert resp.headers["Content-Type"].startswith("application/json")
-    assert resp.json()["error"] == error, resp.json()
-    assert "access_token" not in resp.json()
 
 
 def _ok(resp):
@@ -61,7 +43,7 @@ def test_a2_8_public_client_refreshes_with_client_id_only(live, make_client, tok
     (Authlib's RefreshTokenGrant is Basic-only, D-2)."""
     c = _public(make_client)
     t = tokens_for(c)
-    body = _ok(_refresh(live, c, t["refresh_token"]))
+    body = _ok(refresh(live, c, t["refresh_token"]))
     assert body["token_type"] == "Bearer" and body["access_token"] and body["refresh_token"]
 
 
@@ -71,8 +53,8 @@ def test_a2_8_confidential_client_must_authenticate_to_refresh(live, make_client
     c = make_client()
     t = tokens_for(c)
     resp = token_post({"grant_type": "refresh_token", "refresh_token": t["refresh_token"], "client_id": c.client_id})
-    _error(resp, 401, "invalid_client")
-    _ok(_refresh(live, c, t["refresh_token"]))
+    oauth_error(resp, 401, "invalid_client")
+    _ok(refresh(live, c, t["refresh_token"]))
 
 
 # --- item 43: rotation ------------------------------------------------------------
@@ -83,23 +65,23 @@ def test_a7_43_public_refresh_rotates(live, make_client, tokens_for):
     token; the old one, once past the grace window, gets invalid_grant."""
     c = _public(make_client)
     rt1 = tokens_for(c)["refresh_token"]
-    t2 = _ok(_refresh(live, c, rt1))
+    t2 = _ok(refresh(live, c, rt1))
     rt2 = t2["refresh_token"]
     assert rt2 and rt2 != rt1
-    t3 = _ok(_refresh(live, c, rt2))
+    t3 = _ok(refresh(live, c, rt2))
     assert t3["refresh_token"] not in (rt1, rt2)
     assert t3["access_token"] != t2["access_token"]
     with _frozen(live, live.settings.refresh_grace_seconds + 5):
-        _error(_refresh(live, c, rt1), 400, "invalid_grant")
+        oauth_error(refresh(live, c, rt1), 400, "invalid_grant")
 
 
 def test_a7_43_confidential_refresh_rotates_too(live, make_client, tokens_for):
     """Rotation applies to confidential clients as well (one policy for all)."""
     c = make_client()
     rt1 = tokens_for(c)["refresh_token"]
-    rt2 = _ok(_refresh(live, c, rt1))["refresh_token"]
+    rt2 = _ok(refresh(live, c, rt1))["refresh_token"]
     assert rt2 and rt2 != rt1
-    _ok(_refresh(live, c, rt2))
+    _ok(refresh(live, c, rt2))
 
 
 def test_a7_43_without_grace_the_old_token_dies_at_once(live, make_server_with, make_client):
@@ -107,9 +89,9 @@ def test_a7_43_without_grace_the_old_token_dies_at_once(live, make_server_with, 
     strict = make_server_with(refresh_grace_seconds=0)
     c = _public(make_client)
     rt1 = _tokens_on(strict, c)["refresh_token"]
-    rt2 = _ok(_refresh(strict, c, rt1))["refresh_token"]
-    _error(_refresh(strict, c, rt1), 400, "invalid_grant")
-    _error(_refresh(strict, c, rt2), 400, "invalid_grant")  # and the family went with it
+    rt2 = _ok(refresh(strict, c, rt1))["refresh_token"]
+    oauth_error(refresh(strict, c, rt1), 400, "invalid_grant")
+    oauth_error(refresh(strict, c, rt2), 400, "invalid_grant")  # and the family went with it
 
 
 # --- item 44: reuse detection and the grace window -------------------------------
@@ -122,11 +104,11 @@ def test_a7_44_reuse_after_grace_window_revokes_family(live, make_client, tokens
     c = _public(make_client)
     rs = resource_server(live, make_client)
     t1 = tokens_for(c)
-    t2 = _ok(_refresh(live, c, t1["refresh_token"]))
+    t2 = _ok(refresh(live, c, t1["refresh_token"]))
     start = dt.datetime.now(dt.timezone.utc)
     with _frozen(live, live.settings.refresh_grace_seconds + 1, start):
-        _error(_refresh(live, c, t1["refresh_token"]), 400, "invalid_grant")
-        _error(_refresh(live, c, t2["refresh_token"]), 400, "invalid_grant")
+        oauth_error(refresh(live, c, t1["refresh_token"]), 400, "invalid_grant")
+        oauth_error(refresh(live, c, t2["refresh_token"]), 400, "invalid_grant")
         assert not refresh_token_active(live, t2["refresh_token"])
         assert _introspect(live, rs, t2["access_token"]) == {"active": False}
         assert _introspect(live, rs, t1["access_token"]) == {"active": False}
@@ -143,13 +125,13 @@ def test_a7_44_reuse_inside_grace_window_succeeds_and_family_stays(live, make_cl
     rt1 = tokens_for(c)["refresh_token"]
     start = dt.datetime.now(dt.timezone.utc)
     with _frozen(live, 0, start):
-        t2 = _ok(_refresh(live, c, rt1))
+        t2 = _ok(refresh(live, c, rt1))
     with _frozen(live, live.settings.refresh_grace_seconds - 5, start):
-        t3 = _ok(_refresh(live, c, rt1))
+        t3 = _ok(refresh(live, c, rt1))
         assert t3["refresh_token"] == t2["refresh_token"]
         assert _introspect(live, rs, t2["access_token"])["active"] is True
         assert _introspect(live, rs, t3["access_token"])["active"] is True
-        _ok(_refresh(live, c, t3["refresh_token"]))
+        _ok(refresh(live, c, t3["refresh_token"]))
     assert _audit(live, "refresh_token_reused") == []
 
 
@@ -189,10 +171,10 @@ def test_grace_window_replay_gets_the_same_child_and_never_forks_the_family(live
     grace = live.settings.refresh_grace_seconds
     start = dt.datetime.now(dt.timezone.utc)
     with _frozen(live, 0, start):
-        victim = _ok(_refresh(live, c, rt1))
+        victim = _ok(refresh(live, c, rt1))
     with _frozen(live, grace - 1, start):
-        thief = _ok(_refresh(live, c, rt1))
-        again = _ok(_refresh(live, c, rt1))
+        thief = _ok(refresh(live, c, rt1))
+        again = _ok(refresh(live, c, rt1))
     child = victim["refresh_token"]
     assert thief["refresh_token"] == again["refresh_token"] == child
     assert thief["access_token"] != victim["access_token"]  # minted per answer
@@ -205,7 +187,7 @@ def test_grace_window_replay_gets_the_same_child_and_never_forks_the_family(live
 
     # Past the window the next rotation clears the kept child: nothing answers with it any more.
     with _frozen(live, grace + 1, start):
-        rt3 = _ok(_refresh(live, c, child))["refresh_token"]
+        rt3 = _ok(refresh(live, c, child))["refresh_token"]
     family = _family(live, rt1)
     assert family[digest(rt1)].child_token_encrypted is None
     assert family[digest(child)].child_token_encrypted is not None  # its own window is open
@@ -214,8 +196,8 @@ def test_grace_window_replay_gets_the_same_child_and_never_forks_the_family(live
 
     # Reuse after the window revokes the family, and every kept child goes.
     with _frozen(live, 2 * grace + 5, start):
-        _error(_refresh(live, c, rt1), 400, "invalid_grant")
-        _error(_refresh(live, c, rt3), 400, "invalid_grant")
+        oauth_error(refresh(live, c, rt1), 400, "invalid_grant")
+        oauth_error(refresh(live, c, rt3), 400, "invalid_grant")
         assert _introspect(live, rs, thief["access_token"]) == {"active": False}
     family = _family(live, rt1)
     assert _live_tokens(family) == []
@@ -235,10 +217,10 @@ def test_grace_window_child_of_an_abandoned_family_is_not_kept_past_the_window(l
     grace = live.settings.refresh_grace_seconds
     start = dt.datetime.now(dt.timezone.utc)
     with _frozen(live, 0, start):
-        _ok(_refresh(live, c, abandoned))
+        _ok(refresh(live, c, abandoned))
     assert _family(live, abandoned)[digest(abandoned)].child_token_encrypted is not None
     with _frozen(live, grace + 1, start):
-        _ok(_refresh(live, c, other))
+        _ok(refresh(live, c, other))
     assert _family(live, abandoned)[digest(abandoned)].child_token_encrypted is None
 
 
@@ -250,11 +232,11 @@ def test_a7_44_grace_window_boundary(live, make_client, tokens_for):
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
     grace = live.settings.refresh_grace_seconds
     with _frozen(live, 0, start):
-        _ok(_refresh(live, c, rt1))
+        _ok(refresh(live, c, rt1))
     with _frozen(live, grace, start):
-        _ok(_refresh(live, c, rt1))
+        _ok(refresh(live, c, rt1))
     with _frozen(live, grace + 1, start):
-        _error(_refresh(live, c, rt1), 400, "invalid_grant")
+        oauth_error(refresh(live, c, rt1), 400, "invalid_grant")
     assert len(_audit(live, "refresh_token_reused")) == 1
 
 
@@ -264,9 +246,9 @@ def test_a7_44_grace_reuse_by_another_client_is_refused(live, make_client, token
     a = _public(make_client)
     b = _public(make_client)
     rt1 = tokens_for(a)["refresh_token"]
-    rt2 = _ok(_refresh(live, a, rt1))["refresh_token"]
-    _error(_refresh(live, b, rt1), 400, "invalid_grant")
-    _ok(_refresh(live, a, rt2))
+    rt2 = _ok(refresh(live, a, rt1))["refresh_token"]
+    oauth_error(refresh(live, b, rt1), 400, "invalid_grant")
+    _ok(refresh(live, a, rt2))
     assert _audit(live, "refresh_token_reused") == []
 
 
@@ -280,9 +262,9 @@ def test_a7_45_another_clients_refresh_token_is_invalid_grant(live, make_client,
     b = make_client()
     pub = _public(make_client)
     rt = tokens_for(a)["refresh_token"]
-    _error(_refresh(live, b, rt), 400, "invalid_grant")
-    _error(_refresh(live, pub, rt), 400, "invalid_grant")
-    _ok(_refresh(live, a, rt))
+    oauth_error(refresh(live, b, rt), 400, "invalid_grant")
+    oauth_error(refresh(live, pub, rt), 400, "invalid_grant")
+    _ok(refresh(live, a, rt))
 
 
 def test_a7_45_public_client_bound_by_client_id(live, make_client, tokens_for):
@@ -290,8 +272,8 @@ def test_a7_45_public_client_bound_by_client_id(live, make_client, tokens_for):
     a = _public(make_client)
     b = _public(make_client)
     rt = tokens_for(a)["refresh_token"]
-    _error(_refresh(live, b, rt), 400, "invalid_grant")
-    _ok(_refresh(live, a, rt))
+    oauth_error(refresh(live, b, rt), 400, "invalid_grant")
+    _ok(refresh(live, a, rt))
 
 
 def test_a7_45_revoked_grant_cannot_refresh(live, make_client, tokens_for):
@@ -299,12 +281,12 @@ def test_a7_45_revoked_grant_cannot_refresh(live, make_client, tokens_for):
     refresh gets invalid_grant, also with a token rotated earlier in the family."""
     c = make_client()
     t1 = tokens_for(c)
-    rt2 = _ok(_refresh(live, c, t1["refresh_token"]))["refresh_token"]
+    rt2 = _ok(refresh(live, c, t1["refresh_token"]))["refresh_token"]
     rv = requests.post(live.url + "/oauth/revoke", data={"token": rt2, "token_type_hint": "refresh_token"},
                        auth=(c.client_id, c.client_secret), timeout=10)
     assert rv.status_code == 200
-    _error(_refresh(live, c, rt2), 400, "invalid_grant")
-    _error(_refresh(live, c, t1["refresh_token"]), 400, "invalid_grant")
+    oauth_error(refresh(live, c, rt2), 400, "invalid_grant")
+    oauth_error(refresh(live, c, t1["refresh_token"]), 400, "invalid_grant")
 
 
 def test_a7_45_client_losing_refresh_grant_cannot_refresh(live, make_client, tokens_for):
@@ -320,7 +302,7 @@ def test_a7_45_client_losing_refresh_grant_cannot_refresh(live, make_client, tok
     finally:
         s.remove()
     live.server.clients.invalidate(c.client_id)
-    _error(_refresh(live, c, rt), 400, "unauthorized_client")
+    oauth_error(refresh(live, c, rt), 400, "unauthorized_client")
 
 
 # --- item 46: scope ------------------------------------------------------------------
@@ -331,9 +313,9 @@ def test_a7_46_extra_scope_is_invalid_scope(live, make_client, tokens_for):
     and the refresh token stays usable."""
     c = make_client()
     rt = tokens_for(c, scope="openid profile")["refresh_token"]
-    _error(_refresh(live, c, rt, scope="openid profile email"), 400, "invalid_scope")
-    _error(_refresh(live, c, rt, scope="offline_access"), 400, "invalid_scope")
-    _ok(_refresh(live, c, rt))
+    oauth_error(refresh(live, c, rt, scope="openid profile email"), 400, "invalid_scope")
+    oauth_error(refresh(live, c, rt, scope="offline_access"), 400, "invalid_scope")
+    _ok(refresh(live, c, rt))
 
 
 def test_a7_46_scope_narrows_and_omitted_means_original(live, make_client, tokens_for):
@@ -342,15 +324,15 @@ def test_a7_46_scope_narrows_and_omitted_means_original(live, make_client, token
     rotated refresh token keeps the original scope."""
     c = make_client()
     t1 = tokens_for(c, scope="openid profile email")
-    narrow = _ok(_refresh(live, c, t1["refresh_token"], scope="openid email"))
+    narrow = _ok(refresh(live, c, t1["refresh_token"], scope="openid email"))
     assert narrow["scope"] == "openid email"
     assert "id_token" in narrow
-    plain = _ok(_refresh(live, c, narrow["refresh_token"]))
+    plain = _ok(refresh(live, c, narrow["refresh_token"]))
     assert plain["scope"] == "openid profile email"
-    only_profile = _ok(_refresh(live, c, plain["refresh_token"], scope="profile"))
+    only_profile = _ok(refresh(live, c, plain["refresh_token"], scope="profile"))
     assert only_profile["scope"] == "profile"
     assert "id_token" not in only_profile  # no openid, no id token
-    again = _ok(_refresh(live, c, only_profile["refresh_token"]))
+    again = _ok(refresh(live, c, only_profile["refresh_token"]))
     assert again["scope"] == "openid profile email"
 
 
@@ -359,7 +341,7 @@ def test_a7_46_narrowed_scope_reaches_the_access_token(live, make_client, tokens
     introspection)."""
     c = make_client()
     t1 = tokens_for(c, scope="openid profile email")
-    narrow = _ok(_refresh(live, c, t1["refresh_token"], scope="email"))
+    narrow = _ok(refresh(live, c, t1["refresh_token"], scope="email"))
     info = _introspect(live, resource_server(live, make_client), narrow["access_token"])
     assert info["active"] is True and info["scope"] == "email"
 
@@ -375,7 +357,7 @@ def test_a7_47_idle_refresh_token_expires(live, make_client, tokens_for):
     idle = live.settings.refresh_token_idle_ttl
     start = dt.datetime.now(dt.timezone.utc)
     with _frozen(live, idle + 60, start):
-        _error(_refresh(live, c, rt), 400, "invalid_grant")
+        oauth_error(refresh(live, c, rt), 400, "invalid_grant")
 
 
 def test_a7_47_each_rotation_restarts_the_idle_clock(live, make_client, tokens_for):
@@ -386,11 +368,11 @@ def test_a7_47_each_rotation_restarts_the_idle_clock(live, make_client, tokens_f
     idle = live.settings.refresh_token_idle_ttl
     start = dt.datetime.now(dt.timezone.utc)
     with _frozen(live, idle - 3600, start):
-        rt = _ok(_refresh(live, c, rt))["refresh_token"]
+        rt = _ok(refresh(live, c, rt))["refresh_token"]
     with _frozen(live, 2 * idle - 7200, start):
-        rt = _ok(_refresh(live, c, rt))["refresh_token"]
+        rt = _ok(refresh(live, c, rt))["refresh_token"]
     with _frozen(live, 3 * idle, start):
-        _error(_refresh(live, c, rt), 400, "invalid_grant")
+        oauth_error(refresh(live, c, rt), 400, "invalid_grant")
 
 
 def test_a7_47_absolute_lifetime_caps_the_family(live, make_server_with, make_client):
@@ -402,11 +384,11 @@ def test_a7_47_absolute_lifetime_caps_the_family(live, make_server_with, make_cl
     start = dt.datetime.now(dt.timezone.utc)
     try:
         with time_machine.travel(start + dt.timedelta(seconds=3000), tick=False):
-            rt = _ok(_refresh(short, c, rt))["refresh_token"]
+            rt = _ok(refresh(short, c, rt))["refresh_token"]
         with time_machine.travel(start + dt.timedelta(seconds=6000), tick=False):
-            rt = _ok(_refresh(short, c, rt))["refresh_token"]
+            rt = _ok(refresh(short, c, rt))["refresh_token"]
         with time_machine.travel(start + dt.timedelta(seconds=7300), tick=False):
-            _error(_refresh(short, c, rt), 400, "invalid_grant")
+            oauth_error(refresh(short, c, rt), 400, "invalid_grant")
     finally:
         live.server.keys.invalidate()
         live.server.clients.invalidate()
@@ -441,7 +423,7 @@ def test_a7_48_no_refresh_token_without_the_grant(live, make_client, tokens_for,
     assert "refresh_token" not in t
     resp = token_post({"grant_type": "refresh_token", "refresh_token": "anything"},
                       auth=(c.client_id, c.client_secret))
-    _error(resp, 400, "unauthorized_client")
+    oauth_error(resp, 400, "unauthorized_client")
 
 
 # --- item 42 for refresh tokens --------------------------------------------------------
@@ -451,21 +433,21 @@ def test_a6_42_stale_refresh_tokens_get_invalid_grant(live, make_client, tokens_
     """spec-checklist item 42 [POLICY]: an unknown, rotated, revoked or expired
     refresh token gets invalid_grant, never invalid_client."""
     c = make_client()
-    _error(_refresh(live, c, "not-a-refresh-token"), 400, "invalid_grant")
-    _error(_refresh(live, c, "x" * 600), 400, "invalid_grant")
+    oauth_error(refresh(live, c, "not-a-refresh-token"), 400, "invalid_grant")
+    oauth_error(refresh(live, c, "x" * 600), 400, "invalid_grant")
     rt1 = tokens_for(c)["refresh_token"]
-    rt2 = _ok(_refresh(live, c, rt1))["refresh_token"]
+    rt2 = _ok(refresh(live, c, rt1))["refresh_token"]
     with _frozen(live, live.settings.refresh_token_idle_ttl + 60):
-        _error(_refresh(live, c, rt2), 400, "invalid_grant")  # expired
+        oauth_error(refresh(live, c, rt2), 400, "invalid_grant")  # expired
     with _frozen(live, live.settings.refresh_grace_seconds + 1):
-        _error(_refresh(live, c, rt1), 400, "invalid_grant")  # rotated, reuse
-    _error(_refresh(live, c, rt2), 400, "invalid_grant")  # revoked with its family
+        oauth_error(refresh(live, c, rt1), 400, "invalid_grant")  # rotated, reuse
+    oauth_error(refresh(live, c, rt2), 400, "invalid_grant")  # revoked with its family
 
 
 def test_a6_41_missing_refresh_token_is_invalid_request(live, make_client, token_post):
     """RFC 6749 §5.2: a refresh request without refresh_token is invalid_request."""
     c = make_client()
-    _error(token_post({"grant_type": "refresh_token"}, auth=(c.client_id, c.client_secret)), 400, "invalid_request")
+    oauth_error(token_post({"grant_type": "refresh_token"}, auth=(c.client_id, c.client_secret)), 400, "invalid_request")
 
 
 def test_a6_40_refresh_response_body(live, make_client, tokens_for):
@@ -473,7 +455,7 @@ def test_a6_40_refresh_response_body(live, make_client, tokens_for):
     token, an id token for openid, no null members."""
     c = make_client()
     t = tokens_for(c)
-    body = _ok(_refresh(live, c, t["refresh_token"]))
+    body = _ok(refresh(live, c, t["refresh_token"]))
     assert body["token_type"] == "Bearer"
     assert type(body["expires_in"]) is int and body["expires_in"] > 0
     assert body["scope"] == t["scope"]
