@@ -190,7 +190,7 @@ def clients_create(name, client_type, redirect_uris, scopes, grant_types, auth_m
     with _Ctx() as ctx:
         try:
             c, secret = store.create(
-                ctx.db.session, name=name, client_type=client_type, redirect_uris_=redirect_uris,
+                ctx.db.session, name=name, client_type=client_type, redirect_uris=redirect_uris,
                 scopes=_split_scopes(scopes), grant_types=grant_types or None, auth_method=auth_method,
                 logo_uri=logo_uri, client_uri=client_uri, organization_id=organization_id,
                 post_logout_redirect_uris=post_logout, allowed_resources=allowed_resources,

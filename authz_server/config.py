@@ -150,9 +150,9 @@ def _between(low, high):
 
 
 def _resource_uris(values) -> bool:
-    from .oauth.resources import normalize
+    from .oauth.resources import canonical_uri
 
-    return all(normalize(r) is not None for r in values)
+    return all(canonical_uri(r) is not None for r in values)
 
 
 DAY = 24 * 3600

@@ -27,7 +27,7 @@ def seed(settings) -> str:
     s = db.session
     client = store.get(s, DEMO_CLIENT_ID)
     if client is None:
-        client, _ = store.create(s, name="Demo App", client_type="third_party", redirect_uris_=[DEMO_REDIRECT_URI],
+        client, _ = store.create(s, name="Demo App", client_type="third_party", redirect_uris=[DEMO_REDIRECT_URI],
                                  scopes=["openid", "profile", "email", "offline_access"],
                                  grant_types=["authorization_code", "refresh_token", "client_credentials"],
                                  actor="demo")

@@ -96,7 +96,7 @@ def make_client(live):
             # allowed_resources=, introspection_resources= (the default audience is live.url).
             kw.setdefault("default_audience", live.settings.audience)
             c, secret = store.create(s, name=kw.pop("name", "Test App"), client_type=client_type,
-                                     redirect_uris_=list(redirect_uris), scopes=list(scopes),
+                                     redirect_uris=list(redirect_uris), scopes=list(scopes),
                                      grant_types=list(grant_types), auth_method=auth_method, **kw)
             s.commit()
             return RegisteredClient(c.client_id, secret, (list(redirect_uris) or [None])[0], list(redirect_uris))

@@ -139,7 +139,7 @@ def _register_machine_client(live):
     s = live.db.session
     try:
         # It introspects its own tokens (for the default audience) below.
-        c, secret = store.create(s, name="Outage probe", client_type="first_party", redirect_uris_=[],
+        c, secret = store.create(s, name="Outage probe", client_type="first_party", redirect_uris=[],
                                  scopes=[], grant_types=["client_credentials"], auth_method=None,
                                  introspection_resources=[live.settings.audience],
                                  default_audience=live.settings.audience)

@@ -1,7 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 from .assertions import UsedClientAssertion
 from .audit import AuditEvent
-from .clients import Client, ClientType
+from .clients import Client, ClientType, RegisteredVia
 from .consents import Consent
 from .device import DeviceAuthorization
 from .grants import AuthorizationCode, Grant, PendingAuthorization, RefreshToken, RevokedAccessToken
@@ -14,6 +14,7 @@ __all__ = [
     "AuthorizationCode",
     "Client",
     "ClientType",
+    "RegisteredVia",
     "Consent",
     "DeviceAuthorization",
     "EndedMemberSession",

@@ -12,6 +12,17 @@ from ..db import Base, UTCDateTime, utcnow
 from ..security import digest
 
 
+class RegisteredVia(enum.StrEnum):
+    """How a client came to exist: created by an operator (CLI), registered
+    itself (RFC 7591 dynamic registration) or named a client ID metadata
+    document (its client_id is the document's URL). Self-registered clients'
+    metadata is self-asserted (RFC 7591 §5)."""
+
+    ADMIN = "admin"
+    DCR = "dcr"
+    CIMD = "cimd"
+
+
 class ClientType(str, enum.Enum):
     """Who the client is (first or third party) and whether it keeps a secret.
 
@@ -62,8 +73,9 @@ class Client(Base):
     disabled_at = mapped_column(UTCDateTime)
 
     # --- Dynamic registration (RFC 7591 / RFC 7592) -----------------------
-    # "admin" (CLI, admin API) or "dcr" (POST /oauth/register).
-    registered_via: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    # How the client came to exist (RegisteredVia: admin, dcr or cimd).
+    registered_via: Mapped[str] = mapped_column(String(16), default=RegisteredVia.ADMIN.value,
+                                                server_default=RegisteredVia.ADMIN.value)
     # OIDC Registration §2: "web" or "native"; None for admin clients.
     application_type: Mapped[str | None] = mapped_column(String(16))
     # RFC 7592 §3: the registration access token, as a SHA-256 digest (docs/architecture.md#secrets-at-rest).
@@ -120,7 +132,7 @@ class Client(Base):
             "organization_id": self.organization_id,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "disabled": self.disabled_at is not None,
-            "registered_via": self.registered_via if self.registered_via != "admin" else None,
+            "registered_via": self.registered_via if self.registered_via != RegisteredVia.ADMIN else None,
             "application_type": self.application_type,
             "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
             "allowed_resources": list(self.allowed_resources or []),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-from ..models import Client
+from ..models import Client, RegisteredVia
 from ..security import digest
 from ..storage import clients as client_store
 from . import redirect_uris
@@ -35,7 +35,7 @@ class OAuthClient(ClientMixin):
     organization_id: str | None
     id_token_signed_response_alg: str | None
     require_auth_time: bool
-    registered_via: str = "admin"
+    registered_via: str = RegisteredVia.ADMIN
     application_type: str | None = None
     last_used_at: object = None
     # A CIMD client's public keys (private_key_jwt), from its document; not stored.
@@ -61,7 +61,7 @@ class OAuthClient(ClientMixin):
             organization_id=m.organization_id,
             id_token_signed_response_alg=m.id_token_signed_response_alg,
             require_auth_time=bool(m.require_auth_time),
-            registered_via=m.registered_via or "admin",
+            registered_via=RegisteredVia(m.registered_via or RegisteredVia.ADMIN),
             application_type=m.application_type,
             last_used_at=m.last_used_at,
             allowed_resources=tuple(m.allowed_resources or ()),
@@ -80,12 +80,12 @@ class OAuthClient(ClientMixin):
     def is_dynamic(self) -> bool:
         """Registered through RFC 7591 or a CIMD document: its metadata is
         self-asserted (RFC 7591 §5)."""
-        return self.registered_via in ("dcr", "cimd")
+        return self.registered_via in (RegisteredVia.DCR, RegisteredVia.CIMD)
 
     @property
     def cimd_host(self) -> str | None:
         """The host serving a CIMD client's document (shown on consent, docs/requirements.md: B4-6)."""
-        if self.registered_via != "cimd":
+        if self.registered_via != RegisteredVia.CIMD:
             return None
         from urllib.parse import urlsplit
         return urlsplit(self.client_id).netloc

@@ -52,7 +52,7 @@ CLIENT_CREDENTIALS = "client_credentials"
 def registration_resources(settings) -> frozenset[str]:
     """The resources the registration policy allows every dynamically
     registered client with client_credentials; empty: the grant is not offered."""
-    return frozenset(c for c in (resource_rules.normalize(v) for v in
+    return frozenset(c for c in (resource_rules.canonical_uri(v) for v in
                                  settings.registration_client_credentials_resources) if c)
 
 

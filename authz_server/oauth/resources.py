@@ -15,7 +15,7 @@ class InvalidTargetError(OAuth2Error):
     status_code = 400
 
 
-def normalize(uri: str) -> str | None:
+def canonical_uri(uri: str) -> str | None:
     """Canonical form: lowercase scheme and host, no default port, no trailing
     slash on a bare origin (MCP "Canonical Server URI"). None if not an absolute
     URI without fragment (RFC 8707 §2)."""
@@ -47,7 +47,7 @@ def validate(session, values: list[str], default_audience: str) -> list[str]:
     """Registered resources named by the request, canonical; raises invalid_target."""
     out = []
     for v in values:
-        canon = normalize(v)
+        canon = canonical_uri(v)
         if canon is None:
             raise InvalidTargetError(f"The resource {shown(v)} is not an absolute URI without a fragment")
         if canon != default_audience and session.get(Resource, canon) is None:
@@ -62,7 +62,7 @@ def narrow(requested: list[str], granted: list[str], default_audience: str) -> l
     allowed = granted or [default_audience]
     out = []
     for v in requested:
-        canon = normalize(v)
+        canon = canonical_uri(v)
         if canon is None or canon not in allowed:
             raise InvalidTargetError("The resource was not part of the authorization")
         out.append(canon)

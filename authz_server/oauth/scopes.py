@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..models import RegisteredVia
+
 BUILTIN_SCOPES = {
     "openid": "Confirm who you are (your member id in this organization)",
     "profile": "See your name and your roles in the organization",
@@ -64,7 +66,7 @@ def resolve_requested(session, client, requested: str | None) -> list[str] | Non
     known = catalog(session)
     # A dynamically registered client's scope is self-asserted (RFC 7591 §5) and
     # only its default: step-up asks for more later (docs/requirements.md: B6, C-16).
-    limited = client.scopes and getattr(client, "registered_via", "admin") != "dcr"
+    limited = client.scopes and getattr(client, "registered_via", RegisteredVia.ADMIN) != RegisteredVia.DCR
     allowed = (set(client.scopes) | ALWAYS_ALLOWED) if limited else set(known)
     if any(s not in known or s not in allowed for s in scopes):
         return None

@@ -12,8 +12,8 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
 from ..db import utcnow
-from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken
-from ..oauth import redirect_uris
+from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, RegisteredVia
+from ..oauth import redirect_uris as redirect_rules
 from ..oauth import resources as resource_rules
 from ..security import digest, new_id, new_secret
 from . import audit
@@ -27,7 +27,7 @@ class ClientInputError(ValueError):
 
 def _check(redirects, grant_types, client_type: ClientType, auth_method):
     for uri in redirects:
-        why = redirect_uris.validate_registration(uri)
+        why = redirect_rules.validate_registration(uri)
         if why:
             raise ClientInputError(f"redirect URI {uri!r} {why}")
     unknown = set(grant_types) - GRANT_TYPES
@@ -54,7 +54,7 @@ def _resources(session, values, what: str, default_audience: str | None) -> list
         raise ClientInputError(f"{what}: {e.description} (authz-server resources add)") from None
 
 
-def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_types=None, auth_method=None,
+def create(session, *, name, client_type, redirect_uris=(), scopes=(), grant_types=None, auth_method=None,
            logo_uri=None, client_uri=None, organization_id=None, post_logout_redirect_uris=(), actor="cli",
            allowed_resources=(), introspection_resources=(), default_audience=None):
     """Returns (client, secret or None).
@@ -72,9 +72,9 @@ def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_ty
         raise ClientInputError("the name must have 1 to 200 characters")
     grant_types = list(grant_types or (["authorization_code", "refresh_token"]))
     auth_method = auth_method or ("none" if ctype.is_public else "client_secret_basic")
-    _check(list(redirect_uris_), grant_types, ctype, auth_method)
+    _check(list(redirect_uris), grant_types, ctype, auth_method)
     for uri in post_logout_redirect_uris:
-        why = redirect_uris.validate_registration(uri)
+        why = redirect_rules.validate_registration(uri)
         if why:
             raise ClientInputError(f"post-logout redirect URI {uri!r} {why}")
     allowed = _resources(session, allowed_resources, "resource", default_audience)
@@ -87,7 +87,7 @@ def create(session, *, name, client_type, redirect_uris_=(), scopes=(), grant_ty
         client_secret_hash=digest(secret) if secret else None,
         name=name,
         client_type=ctype.value,
-        redirect_uris=list(redirect_uris_),
+        redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris),
         scopes=list(dict.fromkeys(scopes)),
         grant_types=grant_types,
@@ -191,7 +191,7 @@ def register_dynamic(session, meta, *, source: str):
         client_id=new_id("dcr-", 16),
         client_secret_hash=digest(secret) if secret else None,
         client_type=(ClientType.THIRD_PARTY_PUBLIC if meta.is_public else ClientType.THIRD_PARTY).value,
-        registered_via="dcr",
+        registered_via=RegisteredVia.DCR,
         registration_access_token_hash=digest(token),
         registration_source=source,
         # Only public registrations are shared with an identical later one.
@@ -213,7 +213,7 @@ def find_duplicate(session, source: str, fingerprint: str) -> Client | None:
         select(Client).where(
             Client.registration_source == source,
             Client.registration_fingerprint == fingerprint,
-            Client.registered_via == "dcr",
+            Client.registered_via == RegisteredVia.DCR,
             Client.disabled_at.is_(None),
         ).order_by(Client.created_at).limit(1)
     ).first()
@@ -246,7 +246,7 @@ def share_duplicate(session, client: Client, fingerprint: str) -> bool:
 
 
 def verify_registration_token(client: Client | None, token: str | None) -> bool:
-    if client is None or not token or not client.registration_access_token_hash or client.registered_via != "dcr":
+    if client is None or not token or not client.registration_access_token_hash or client.registered_via != RegisteredVia.DCR:
         return False
     return hmac.compare_digest(digest(token), client.registration_access_token_hash)
 
@@ -299,7 +299,7 @@ def delete_dynamic(session, client: Client) -> bool:
 def mark_used(session, client) -> bool:
     """Note that a DCR client got a token (at most once per USE_MARK_INTERVAL);
     True when a row was written. ``client`` is the cached OAuthClient."""
-    if getattr(client, "registered_via", "admin") != "dcr":
+    if getattr(client, "registered_via", RegisteredVia.ADMIN) != RegisteredVia.DCR:
         return False
     now = utcnow()
     if client.last_used_at is not None and now - client.last_used_at < USE_MARK_INTERVAL:
@@ -322,7 +322,7 @@ class Garbage:
 
 def _never_used(cutoff):
     """Never got a token and registered (or re-registered, or updated) before ``cutoff``."""
-    return and_(Client.registered_via == "dcr", Client.last_used_at.is_(None), Client.updated_at < cutoff)
+    return and_(Client.registered_via == RegisteredVia.DCR, Client.last_used_at.is_(None), Client.updated_at < cutoff)
 
 
 def _pending_code(now):
@@ -350,7 +350,7 @@ def _idle(cutoff, now):
     # and are removed only by one (`clients delete`). CIMD rows have a rule of
     # their own (_unused_cimd): their last_used_at is never written (mark_used).
     return and_(
-        Client.registered_via == "dcr",
+        Client.registered_via == RegisteredVia.DCR,
         Client.last_used_at < cutoff,
         Client.updated_at < cutoff,
         ~live_grant.exists(),
@@ -371,7 +371,7 @@ def _unused_cimd(cutoff, now):
     introspection rights."""
     any_grant = select(Grant.id).where(Grant.client_id == Client.client_id)
     return and_(
-        Client.registered_via == "cimd",
+        Client.registered_via == RegisteredVia.CIMD,
         Client.updated_at < cutoff,
         Client.disabled_at.is_(None),
         _empty_list(Client.allowed_resources),

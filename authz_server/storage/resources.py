@@ -18,7 +18,7 @@ class ResourceInputError(ValueError):
 
 
 def add(session, identifier: str, name: str, scopes, description=None, actor="cli") -> Resource:
-    canon = resource_rules.normalize(identifier or "")
+    canon = resource_rules.canonical_uri(identifier or "")
     if canon is None:
         raise ResourceInputError(f"{identifier!r} is not an absolute http(s) URI without a fragment (RFC 8707 §2)")
     if session.get(Resource, canon) is not None:
@@ -37,7 +37,7 @@ def all_resources(session) -> list[Resource]:
 
 
 def get(session, identifier: str) -> Resource | None:
-    canon = resource_rules.normalize(identifier or "")
+    canon = resource_rules.canonical_uri(identifier or "")
     return session.get(Resource, canon) if canon else None
 
 

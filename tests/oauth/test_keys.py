@@ -240,7 +240,7 @@ def _cc_client(server):
 
     s = server.db.session
     try:
-        c, secret = store.create(s, name="machine", client_type="third_party", redirect_uris_=[],
+        c, secret = store.create(s, name="machine", client_type="third_party", redirect_uris=[],
                                  grant_types=["client_credentials"])
         s.commit()
         return c.client_id, secret

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ...db import utcnow
-from ...models import Client, ClientType
+from ...models import Client, ClientType, RegisteredVia
 from .. import limits as limit_rules
 from .. import redirect_uris
 
@@ -659,10 +659,10 @@ class CimdResolver:
         for _ in range(2):
             with Session(self.db.engine, expire_on_commit=False) as s:
                 row = s.get(Client, doc.client_id)
-                if row is not None and row.registered_via != "cimd":
+                if row is not None and row.registered_via != RegisteredVia.CIMD:
                     return None  # an admin row with a URL id is not ours to rewrite
                 if row is None:
-                    row = Client(client_id=doc.client_id, registered_via="cimd", require_auth_time=False,
+                    row = Client(client_id=doc.client_id, registered_via=RegisteredVia.CIMD, require_auth_time=False,
                                  scopes=[], created_at=utcnow())
                     s.add(row)
                 row.client_type = (ClientType.THIRD_PARTY_PUBLIC if doc.token_endpoint_auth_method == "none"
@@ -722,7 +722,7 @@ class CimdPrivateKeyJWT(JWTBearerClientAssertion):
         if getattr(client, "jwks", None):
             return KeySet.import_key_set(client.jwks)
         resolver = self.resolver
-        if resolver is None or getattr(client, "registered_via", None) != "cimd":
+        if resolver is None or getattr(client, "registered_via", None) != RegisteredVia.CIMD:
             raise InvalidClientError(description="The client publishes no keys")
 
         def for_assertion(token):
