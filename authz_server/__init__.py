@@ -5,7 +5,7 @@ import datetime as dt
 import logging
 import os
 
-from flask import Flask, g, request, session
+from flask import Flask, g, request
 from sqlalchemy import event
 
 from .config import Settings
@@ -94,21 +94,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def _headers(resp):
         for k, v in SECURITY_HEADERS.items():
             resp.headers.setdefault(k, v)
-        if request.path.startswith("/oauth/authorize") or request.path.startswith("/login"):
-            resp.headers["Cache-Control"] = "no-store"
-        elif "Cache-Control" not in resp.headers and (session.accessed or session.modified):
-            # A response that read or wrote the session cookie belongs to one
-            # browser (its CSRF token, its login in progress, its Set-Cookie): a
-            # shared cache must never hand it to another (RFC 9111 §5.2.2.5).
-            resp.headers["Cache-Control"] = "no-store"
+        # Cache-Control: no-store, decided in one place (errors.cache_policy).
+        errors.cache_policy(resp)
         if cors.applies(request.path):
             cors.decorate(request, resp)
-        if request.path in ("/oauth/token", "/oauth/device_authorization"):
-            # RFC 6749 §5.1 / OAuth 2.1 §3.2.3 (and RFC 8628 §3.2, which carries
-            # codes too): every answer, also the 405/413 built by the generic
-            # error handler, is no-store.
-            resp.headers["Cache-Control"] = "no-store"
-            resp.headers.setdefault("Pragma", "no-cache")
         return resp
 
     @app.teardown_request

@@ -45,17 +45,6 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from ..ratelimit import RedisStore, limiter
 
 
-class Throttled(Exception):
-    """429 from a limit that can trip wherever a client is looked up (the CIMD
-    first-fetch limit): not an OAuth2Error, so no endpoint turns it into its
-    own error; ``errors.register`` answers the JSON error or the page."""
-
-    def __init__(self, retry_after: int, description: str):
-        super().__init__(description)
-        self.retry_after = retry_after
-        self.description = description
-
-
 class RateLimited(OAuth2Error):
     """429 from an Authlib endpoint (token, introspection, revocation)."""
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..errors import ClientRedirect
 from .requests import shown
 
 KNOWN_PROMPTS = {"none", "login", "consent", "select_account"}
 
 
-class Interaction(Exception):
-    """An error that goes back to the validated redirect URI (OIDC Core §3.1.2.6)."""
-
-    def __init__(self, error: str, description: str | None = None):
-        super().__init__(error)
-        self.error = error
-        self.description = description
+class Interaction(ClientRedirect):
+    """An error that goes back to the validated redirect URI (OIDC Core §3.1.2.6);
+    web.authorize names the URI (``at``) and errors.render redirects."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from cryptography.fernet import Fernet
 from flask import request as flask_request
 
+from ..errors import NO_STORE
 from ..sources import source_key
 from .clients import ClientCache
 from .endpoints.device_authorization import DeviceAuthorizationEndpoint
@@ -32,9 +33,6 @@ from .tokens import TokenMinter
 # TLS-terminating proxy the WSGI request itself is http, so Authlib's own
 # transport check would refuse every request there.
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
-
-NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
-
 
 class _Issuer(IssuerParameter):
     """RFC 9207: ``iss`` on every authorization response Authlib builds (our own
@@ -180,7 +178,7 @@ class AuthzServer(AuthorizationServer):
     def handle_response(self, status_code, payload, headers):
         headers = list(headers or [])
         names = {h[0].lower() for h in headers}
-        for h in NO_STORE:
-            if h[0].lower() not in names:
-                headers.append(h)
+        # Every response Authlib builds (token, revocation, introspection, device
+        # authorization, its authorization redirects): RFC 6749 §5.1.
+        headers += [(k, v) for k, v in NO_STORE.items() if k.lower() not in names]
         return super().handle_response(status_code, payload, headers)

@@ -2,17 +2,16 @@
 
 Until the client and redirect URI are validated, errors render the HTML error
 page; after that they go back to the client as RFC 6749 §4.1.2.1 redirects with
-``state`` and ``iss`` (RFC 9207).
+``state`` and ``iss`` (RFC 9207). Both are rendered by ``errors``.
 """
 from __future__ import annotations
 
 import time
 
-from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from ..errors import PageError
+from ..errors import ClientRedirect, PageError, from_oauth2
 from ..identity.gateway import IdentityUnavailable
 from ..identity.session import browser_binding, current_member
 from ..oauth import prompts, redirect_uris, scopes as scope_rules
@@ -26,33 +25,6 @@ bp = Blueprint("authorize", __name__)
 
 def _server():
     return current_app.extensions["authz"]
-
-
-def _redirect_to_client(redirect_uri: str, params: list[tuple[str, str]], state: str | None):
-    if state:
-        params.append(("state", state))
-    params.append(("iss", _server().settings.issuer))
-    # RFC 9700 §4.12 / OAuth 2.1 §7.5.4: 303 after a POST, never 307.
-    return redirect(add_params_to_uri(redirect_uri, params), 303 if request.method == "POST" else 302)
-
-
-def _error_redirect(redirect_uri, error, description, state):
-    params = [("error", error)]
-    if description:
-        params.append(("error_description", description))
-    return _redirect_to_client(redirect_uri, params, state)
-
-
-def _oauth_error(e: OAuth2Error, state):
-    if e.redirect_uri:
-        return _error_redirect(e.redirect_uri, e.error, e.description, state)
-    # RFC 6749 §3.1.2.4 / §4.1.2.1: never redirect to an unvalidated URI.
-    raise PageError(
-        "This sign-in link is not valid",
-        e.get_error_description() or "The application sent an invalid authorization request.",
-        hint="Go back to the application and try again. If it keeps happening, tell its developer "
-             f"(error: {e.error}).",
-    )
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
@@ -89,7 +61,7 @@ def process(params: dict, pending=None, consent_given: bool = False):
     except OAuth2Error as e:
         if e.redirect_uri and _must_authenticate_first(current_member(), single):
             return _login(params, pending, single)
-        return _oauth_error(e, state)
+        raise from_oauth2(e, state) from None
     client = grant.request.client
     redirect_uri = grant.redirect_uri
     try:
@@ -99,8 +71,8 @@ def process(params: dict, pending=None, consent_given: bool = False):
         # which can retry later (RFC 6749 §4.1.2.1 temporarily_unavailable);
         # a person gets the 503 page.
         if "none" in (single.get("prompt") or "").split():
-            return _error_redirect(redirect_uri, "temporarily_unavailable",
-                                   "The identity provider is unreachable; try again shortly", state)
+            raise ClientRedirect("temporarily_unavailable", "The identity provider is unreachable; try again shortly",
+                                 redirect_uri=redirect_uri, state=state) from None
         raise
 
     try:
@@ -130,7 +102,7 @@ def process(params: dict, pending=None, consent_given: bool = False):
             session.commit()
             return _consent_page(row, client, member, scopes, redirect_uri)
     except Interaction as i:
-        return _error_redirect(redirect_uri, i.error, i.description, state)
+        raise i.at(redirect_uri, state) from None
 
     response = server.create_authorization_response(oreq, grant_user=member, grant=grant)
     if pending is not None:
@@ -193,17 +165,18 @@ def consent():
         try:
             grant = server.get_consent_grant(oreq, end_user=None)
         except OAuth2Error as e:
-            return _oauth_error(e, single.get("state"))
+            raise from_oauth2(e, single.get("state")) from None
         pending_store.finish(session, row)
         audit.record(session, "consent_denied", client_id=grant.request.client.client_id,
                      subject=member.member_id, organization_id=member.organization_id)
         session.commit()
-        return _error_redirect(grant.redirect_uri, "access_denied", "The member denied the request", single.get("state"))
+        raise ClientRedirect("access_denied", "The member denied the request", redirect_uri=grant.redirect_uri,
+                             state=single.get("state"))
     oreq = ParamsRequest(request.method, request.url, request.headers, single, lists)
     try:
         grant = server.get_consent_grant(oreq, end_user=None)
     except OAuth2Error as e:
-        return _oauth_error(e, single.get("state"))
+        raise from_oauth2(e, single.get("state")) from None
     scopes = scope_rules.split(grant.request.scope)
     consents.remember(session, member.member_id, member.organization_id, grant.request.client.client_id, scopes)
     audit.record(session, "consent_granted", client_id=grant.request.client.client_id, subject=member.member_id,

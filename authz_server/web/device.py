@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from ..errors import PageError
+from ..errors import PAGE, PageError, Throttled
 from ..identity.session import current_member
 from ..oauth import limits as limit_rules, scopes as scope_rules, user_codes
 from ..storage import audit, consents, device as device_store
@@ -62,9 +62,9 @@ def _spend_code_attempt(member) -> str:
     key = limit_rules.device_code_key(member)
     wait = _server().limits.device_code.spend(key)
     if wait:
-        raise PageError("Too many wrong codes", "You entered too many codes that did not match a device.",
-                        hint=f"Wait {wait} seconds, then check the code on your device and try again.", status=429,
-                        headers={"Retry-After": str(wait)})
+        raise Throttled(wait, "Too many wrong codes", title="Too many wrong codes",
+                        message="You entered too many codes that did not match a device.",
+                        hint=f"Wait {wait} seconds, then check the code on your device and try again.", kind=PAGE)
     return key
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from ..errors import ApiError
 from ..oauth import claims as claim_rules, scopes as scope_rules, token_status
 from ..oauth.requests import normalize, shown
 
@@ -13,37 +14,24 @@ def _server():
     return current_app.extensions["authz"]
 
 
-def _json_error(error, description, status=400, headers=None):
-    resp = jsonify(error=error, error_description=description)
-    resp.status_code = status
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Pragma"] = "no-cache"
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
-
-
-def _form_problem():
+def _check_form():
     """RFC 6749 §3.2: form-encoded POST bodies only; no parameter twice (§3.1).
     An empty body needs no type: a client authenticating with Basic may have
     nothing else to send (RFC 8628 §3.1 with no scope)."""
     if request.mimetype != "application/x-www-form-urlencoded" and request.content_length:
-        return _json_error("invalid_request", "Send the parameters as application/x-www-form-urlencoded")
+        raise ApiError("invalid_request", "Send the parameters as application/x-www-form-urlencoded")
     _, _, dups = normalize(request.form)
     if dups:
-        return _json_error("invalid_request", f"Parameter sent more than once: {shown(dups[0])}")
-    return None
+        raise ApiError("invalid_request", f"Parameter sent more than once: {shown(dups[0])}")
 
 
 @bp.route("/oauth/token", methods=["POST"])
 def token():
-    problem = _form_problem()
-    if problem is not None:
-        return problem
+    _check_form()
     if not request.form.get("grant_type"):
         # RFC 6749 §5.2: a missing required parameter is invalid_request (Authlib
         # would answer unsupported_grant_type).
-        return _json_error("invalid_request", "Missing 'grant_type' in request")
+        raise ApiError("invalid_request", "Missing 'grant_type' in request")
     server = _server()
     response = server.create_token_response()
     if response.status_code == 200:
@@ -55,9 +43,7 @@ def token():
 
 def _form_endpoint(name: str):
     """An Authlib endpoint behind the form checks; its writes stand only on a 200."""
-    problem = _form_problem()
-    if problem is not None:
-        return problem
+    _check_form()
     server = _server()
     response = server.create_endpoint_response(name)
     server.db.session.commit() if response.status_code == 200 else server.db.session.rollback()
@@ -77,16 +63,14 @@ def device_authorization():
 
 @bp.route("/oauth/introspect", methods=["POST"])
 def introspect():
-    problem = _form_problem()
-    if problem is not None:
-        return problem
+    _check_form()
     return _server().create_endpoint_response("introspection")
 
 
-def _bearer_error(error, description, status):
+def _bearer_error(error, description, status) -> ApiError:
     # RFC 6750 §3: the challenge names the error.
     header = f'Bearer error="{error}", error_description="{description}"'
-    return _json_error(error, description, status, {"WWW-Authenticate": header})
+    return ApiError(error, description, status, {"WWW-Authenticate": header})
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
@@ -98,25 +82,21 @@ def userinfo():
     (oauth.token_status)."""
     server = _server()
     if "access_token" in request.args or "access_token" in request.form:
-        return _bearer_error("invalid_request", "Send the access token in the Authorization header", 400)
+        raise _bearer_error("invalid_request", "Send the access token in the Authorization header", 400)
     auth = request.headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        resp = _json_error("invalid_token", "An access token is required", 401,
-                           {"WWW-Authenticate": 'Bearer realm="userinfo"'})
-        return resp
+        raise ApiError("invalid_token", "An access token is required", 401, {"WWW-Authenticate": 'Bearer realm="userinfo"'})
     # The same decision as introspection (a member removed in Stytch included).
     claims = token_status.active_access_token(server, value.strip())
     if claims is None:
-        return _bearer_error("invalid_token", "The access token is invalid, expired or revoked", 401)
+        raise _bearer_error("invalid_token", "The access token is invalid, expired or revoked", 401)
     session = server.db.session
     scopes = scope_rules.split(claims.get("scope"))
     if "openid" not in scopes or not claims.get("gid"):
-        return _bearer_error("insufficient_scope", "The access token lacks the openid scope", 403)
+        raise _bearer_error("insufficient_scope", "The access token lacks the openid scope", 403)
     from ..models import Grant
 
     grant = session.get(Grant, claims["gid"])
-    body = claim_rules.userinfo(claims["sub"], dict(grant.claims or {}), scopes)
-    resp = jsonify(body)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    # Cache-Control: no-store by errors.cache_policy.
+    return jsonify(claim_rules.userinfo(claims["sub"], dict(grant.claims or {}), scopes))

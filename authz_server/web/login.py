@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from ..errors import PageError
+from ..errors import PAGE, PageError, Throttled
 from ..identity.gateway import (PROVIDER_NAMES, IdentityError, MemberSession, StepUp, WrongCode, new_pkce_pair,
                                 pkce_challenge)
 from ..identity.session import browser_binding, sign_in, sign_out, stytch_session_token
@@ -155,11 +155,8 @@ def _rate_limit():
     wait = _server().limits.login.spend(limit_rules.login_key(source_key(_server().settings.secret_key)))
     if wait:
         # RFC 6585 §4: 429 with Retry-After, as a page for the person at the browser.
-        raise PageError("Too many sign-in attempts",
-                        "There have been too many sign-in requests from your network.",
-                        hint=f"Wait {wait} seconds, then try again.", status=429,
-                        error="temporarily_unavailable",
-                        headers={"Retry-After": str(wait), "Cache-Control": "no-store"})
+        raise Throttled(wait, "Too many sign-in attempts", title="Too many sign-in attempts",
+                        message="There have been too many sign-in requests from your network.", kind=PAGE)
     return None
 
 
@@ -371,17 +368,12 @@ def logout():
 def end_session():
     """The ``end_session_endpoint`` (OIDC RP-Initiated Logout §2). Without a valid
     ``id_token_hint`` of the signed-in member the member confirms first (§6: a
-    forged logout is a DoS), and then sees our signed-out page, not the RP's."""
-    from authlib.oauth2.rfc6749 import OAuth2Error
-
+    forged logout is a DoS), and then sees our signed-out page, not the RP's. An
+    invalid request is Authlib's OAuth2Error, answered with the page by errors."""
     server = _server()
     if request.method == "POST" and request.form.get("confirm"):
         csrf.check()
-    try:
-        req = server.validate_endpoint_request("end_session")
-    except OAuth2Error as e:
-        raise PageError("This sign-out link is not valid", e.get_error_description() or "The sign-out request is invalid.",
-                        hint="You are still signed in. Close this window or sign out from the application.") from None
+    req = server.validate_endpoint_request("end_session")
     if req.needs_confirmation and not (request.method == "POST" and request.form.get("confirm")):
         return render_template("logout.html", csrf_token=csrf.token(), client=req.client,
                                params={k: v for k, v in request.values.items() if k != "csrf_token"})

@@ -14,6 +14,9 @@ host that registers again on every connection from shared egress (Claude.ai;
 docs/requirements.md: C-14, C-15) neither grows the table nor runs into 429. The first registrant
 keeps its registration access token and may read the shared client, but no
 registrant may update or delete it any more (403, RFC 7592 §2.2, §2.3).
+
+Errors are ``errors.RegistrationError`` (RFC 7591 §3.2.2) and ``errors.ApiError``
+(Bearer token errors); every answer here is no-store (``errors.cache_policy``).
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..errors import JSON, ApiError, RegistrationError, Throttled
 from ..oauth import permissions, scopes as scope_rules
 from ..oauth.registration import dcr
-from ..oauth.registration.dcr import RegistrationError
 from ..security import digest
 from ..sources import source_key
 from ..storage import clients as client_store
@@ -36,24 +39,10 @@ def _server():
     return current_app.extensions["authz"]
 
 
-def _no_store(resp):
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Pragma"] = "no-cache"
-    return resp
-
-
-def _error(error, description, status=400, headers=None):
-    resp = jsonify(error=error, error_description=description)
-    resp.status_code = status
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return _no_store(resp)
-
-
 def _answer(body, status):
     resp = jsonify(body)
     resp.status_code = status
-    return _no_store(resp)
+    return resp
 
 
 def _bearer() -> str | None:
@@ -62,10 +51,10 @@ def _bearer() -> str | None:
     return value if scheme.lower() == "bearer" and value else None
 
 
-def _token_error(description, token_sent: bool):
+def _token_error(description, token_sent: bool) -> ApiError:
     # RFC 6750 §3.1: a request that carried no token gets a challenge without an error code.
     challenge = 'Bearer error="invalid_token"' if token_sent else "Bearer"
-    return _error("invalid_token", description, 401, {"WWW-Authenticate": challenge})
+    return ApiError("invalid_token", description, 401, {"WWW-Authenticate": challenge})
 
 
 def _source() -> str:
@@ -97,15 +86,8 @@ def _body() -> dict:
 @bp.before_request
 def _policy():
     if _server().settings.registration_policy == "off":
-        return _error("not_found", "Dynamic client registration is turned off on this server", 404)
+        raise ApiError("not_found", "Dynamic client registration is turned off on this server", 404)
     return None
-
-
-@bp.errorhandler(RegistrationError)
-def _refused(e: RegistrationError):
-    # RFC 7591 §3.2.2; nothing of the request is stored.
-    _server().db.session.rollback()
-    return _error(e.error, e.description, e.status)
 
 
 @bp.route("/oauth/register", methods=["POST"])
@@ -118,7 +100,7 @@ def register():
     if settings.registration_policy == "token":
         token = _bearer()
         if not token or not _initial_token_ok(token):
-            return _token_error("A valid initial access token is required to register", token is not None)
+            raise _token_error("A valid initial access token is required to register", token is not None)
     body = _body()
     session = server.db.session
     meta = dcr.read(body, scope_rules.catalog(session),
@@ -131,9 +113,7 @@ def register():
             return _answer(dcr.client_information(existing, settings.issuer), 201)
     wait = server.registration_limiter.spend(source)
     if wait:
-        session.rollback()
-        return _error("temporarily_unavailable", f"Too many registrations from this address; retry in {wait} s",
-                      429, {"Retry-After": str(wait)})
+        raise Throttled(wait, f"Too many registrations from this address; retry in {wait} s", kind=JSON)
     client, secret, token = client_store.register_dynamic(session, meta, source=source)
     session.commit()
     return _answer(dcr.client_information(client, settings.issuer, client_secret=secret,
@@ -150,14 +130,15 @@ def _shared(action: str) -> RegistrationError:
 
 def _managed_client(client_id: str):
     """RFC 7592 §2: the client named in the URL, if the Bearer token is its
-    registration access token; an unknown client is answered like a bad token."""
+    registration access token; an unknown client is answered like a bad token
+    (ApiError)."""
     token = _bearer()
     client = None
     if len(client_id) <= 255 and "\x00" not in client_id:
         client = client_store.get(_server().db.session, client_id)
     if not client_store.verify_registration_token(client, token):
-        return None, _token_error("The registration access token is not valid for this client", token is not None)
-    return client, None
+        raise _token_error("The registration access token is not valid for this client", token is not None)
+    return client
 
 
 @bp.route("/oauth/register/<client_id>", methods=["GET", "PUT", "DELETE"])
@@ -165,13 +146,11 @@ def configure(client_id):
     server = _server()
     session = server.db.session
     issuer = server.settings.issuer
-    client, problem = _managed_client(client_id)
-    if problem is not None:
-        return problem
+    client = _managed_client(client_id)
     if request.method == "HEAD":
         # Flask answers HEAD with the GET view; a body-less answer must not
         # rotate the token it could never deliver.
-        return _no_store(current_app.response_class(status=200))
+        return current_app.response_class(status=200)
     if request.method == "GET":
         # RFC 7592 §2.1.
         token = client_store.reissue_registration_token(client)
@@ -188,7 +167,7 @@ def configure(client_id):
             raise _shared("delete")
         session.commit()
         server.clients.invalidate(client_id)
-        return _no_store(current_app.response_class(status=204))
+        return current_app.response_class(status=204)
     # PUT, RFC 7592 §2.2: the body replaces the metadata; omitted members take their defaults.
     body = _body()
     if body.get("client_id") != client.client_id:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify
 
+from ..errors import AppError
 from ..oauth import scopes as scope_rules
 from ..oauth.claims import ORGANIZATION_CLAIMS, SCOPE_CLAIMS
 from ..oauth.keys import JWKS_MAX_AGE
@@ -90,7 +91,7 @@ def discovery(suffix=""):
     # RFC 8414 §3.1: for an issuer with a path the document lives at the
     # path-inserted URL; anything else is not ours.
     if ("/" + suffix if suffix else "") != _path_suffix():
-        return jsonify(error="not_found", error_description="No such metadata document"), 404
+        raise AppError("No such metadata document", error="not_found", status=404)
     return _json(metadata())
 
 

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ...db import utcnow
+from ...errors import Throttled
 from ...models import Client, ClientType, RegisteredVia
 from .. import limits as limit_rules
 from .. import redirect_uris
@@ -591,13 +592,13 @@ class CimdResolver:
         return value
 
     def _spend_first_fetch(self):
-        """Raise limits.Throttled when the caller's source has used up its
+        """Raise errors.Throttled when the caller's source has used up its
         first fetches (AUTHZ_CIMD_FETCH_RATE)."""
         if self.first_fetches is None or self.source is None or not has_request_context():
             return
         wait = self.first_fetches.spend(limit_rules.cimd_fetch_key(self.source()))
         if wait:
-            raise limit_rules.Throttled(wait, "Too many client metadata documents fetched for your network; "
+            raise Throttled(wait, "Too many client metadata documents fetched for your network; "
                                               f"retry in {wait} s")
 
     def _refuse(self, url: str, failed: set, why: CimdError):

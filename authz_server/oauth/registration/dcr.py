@@ -57,6 +57,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
+from ...errors import RegistrationError
 from .. import redirect_uris as redirect_rules
 from .. import scopes as scope_rules
 
@@ -73,16 +74,6 @@ ID_TOKEN_ALGS = ("RS256", "ES256")
 # RFC 7592 §2.2: values only the server sets; an update must not carry them.
 SERVER_MEMBERS = ("registration_access_token", "registration_client_uri", "client_secret_expires_at",
                   "client_id_issued_at")
-
-
-class RegistrationError(Exception):
-    """An RFC 7591 §3.2.2 error: ``invalid_redirect_uri`` or ``invalid_client_metadata``."""
-
-    def __init__(self, error: str, description: str, status: int = 400):
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
 
 
 def _bad(description: str) -> RegistrationError:
