@@ -22,7 +22,7 @@ def shown(name: str) -> str:
     return quote(name[:64], safe="")
 
 
-def normalize(multidict) -> tuple[dict, dict, list[str]]:
+def split_params(multidict) -> tuple[dict, dict, list[str]]:
     """(single values, lists, names sent more than once)."""
     lists: dict[str, list] = defaultdict(list)
     for key in multidict.keys():

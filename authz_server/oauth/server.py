@@ -26,7 +26,7 @@ from .assertion_replay import ReplayMemory
 from .keys import KeyStore
 from .registration.cimd import CimdPrivateKeyJWT, CimdResolver
 from .pkce import RequiredS256CodeChallenge
-from .requests import ParamsRequest, normalize
+from .requests import ParamsRequest, split_params
 from .tokens import TokenMinter
 
 # The config check refuses http issuers outside loopback in production; behind a
@@ -86,7 +86,7 @@ class AuthzServer(AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         values = flask_request.form if flask_request.method == "POST" else flask_request.args
-        single, lists, _ = normalize(values)
+        single, lists, _ = split_params(values)
         return ParamsRequest(flask_request.method, flask_request.url, flask_request.headers, single, lists)
 
     def get_authorization_grant(self, request):

@@ -24,7 +24,7 @@ def display(raw: str) -> str:
     return f"{raw[:4]}-{raw[4:]}"
 
 
-def normalize(entered) -> str | None:
+def canonical_code(entered) -> str | None:
     """The canonical 8 characters of what a person typed, or None when it cannot
     be a user code at all."""
     if not isinstance(entered, str) or len(entered) > 64:

@@ -43,12 +43,12 @@ def start(session, *, client_id: str, scope: str, resource: list, ttl: int, inte
 
 
 def _user_hash(user_code: str) -> str:
-    return digest("user_code:" + (user_codes.normalize(user_code) or ""))
+    return digest("user_code:" + (user_codes.canonical_code(user_code) or ""))
 
 
 def find_pending(session, entered: str) -> DeviceAuthorization | None:
     """The live, undecided authorization for a code a person typed."""
-    raw = user_codes.normalize(entered)
+    raw = user_codes.canonical_code(entered)
     if raw is None:
         return None
     return session.scalar(select(DeviceAuthorization).where(
@@ -60,7 +60,7 @@ def find_pending(session, entered: str) -> DeviceAuthorization | None:
 
 def decide(session, entered: str, *, approve: bool, member=None) -> DeviceAuthorization | None:
     """Approve (for ``member``) or deny a pending authorization, once."""
-    raw = user_codes.normalize(entered)
+    raw = user_codes.canonical_code(entered)
     if raw is None:
         return None
     now = utcnow()

@@ -16,7 +16,7 @@ from ..identity.gateway import IdentityUnavailable
 from ..identity.session import browser_binding, current_member
 from ..oauth import prompts, redirect_uris, scopes as scope_rules
 from ..oauth.prompts import Interaction
-from ..oauth.requests import ParamsRequest, normalize
+from ..oauth.requests import ParamsRequest, split_params
 from ..storage import audit, consents, pending as pending_store
 from . import csrf
 
@@ -34,7 +34,7 @@ def authorize():
     if pending_id:
         row = _pending_or_fail(pending_id)
         return process(row.params, pending=row)
-    single, lists, dups = normalize(values)
+    single, lists, dups = split_params(values)
     return process({"single": single, "lists": lists, "duplicates": dups})
 
 

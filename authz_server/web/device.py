@@ -49,7 +49,7 @@ def verify():
         return _entry_page(member, entered[:16], "That code is not valid or has expired. Check the code on your "
                                                  "device; if it has expired, start again there.", 400)
     _refund_code_attempt(attempt)
-    return _confirm_page(member, row, user_codes.display(user_codes.normalize(entered)))
+    return _confirm_page(member, row, user_codes.display(user_codes.canonical_code(entered)))
 
 
 # RFC 8628 §5.1: user codes are short, so guessing them is limited. Every page

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import ApiError
 from ..oauth import claims as claim_rules, scopes as scope_rules, token_status
-from ..oauth.requests import normalize, shown
+from ..oauth.requests import split_params, shown
 
 bp = Blueprint("endpoints", __name__)
 
@@ -20,7 +20,7 @@ def _check_form():
     nothing else to send (RFC 8628 §3.1 with no scope)."""
     if request.mimetype != "application/x-www-form-urlencoded" and request.content_length:
         raise ApiError("invalid_request", "Send the parameters as application/x-www-form-urlencoded")
-    _, _, dups = normalize(request.form)
+    _, _, dups = split_params(request.form)
     if dups:
         raise ApiError("invalid_request", f"Parameter sent more than once: {shown(dups[0])}")
 
