@@ -43,6 +43,7 @@ from authlib.oauth2.rfc6749 import InvalidScopeError
 from sqlalchemy import select
 
 from ..models import Resource
+from ..rules import resource_uris
 from . import resources as resource_rules
 from . import scopes as scope_rules
 
@@ -52,7 +53,7 @@ CLIENT_CREDENTIALS = "client_credentials"
 def registration_resources(settings) -> frozenset[str]:
     """The resources the registration policy allows every dynamically
     registered client with client_credentials; empty: the grant is not offered."""
-    return frozenset(c for c in (resource_rules.canonical_uri(v) for v in
+    return frozenset(c for c in (resource_uris.canonical_uri(v) for v in
                                  settings.registration_client_credentials_resources) if c)
 
 
@@ -123,7 +124,7 @@ def check_audience(allowed: frozenset[str], audience, default_audience: str) -> 
     for aud in audience:
         if aud != default_audience and aud not in allowed:
             raise resource_rules.InvalidTargetError(
-                f"The client is not allowed the resource {resource_rules.shown(aud)}")
+                f"The client is not allowed the resource {resource_uris.shown(aud)}")
 
 
 # --- introspection (RFC 7662) ------------------------------------------------------

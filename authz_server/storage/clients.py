@@ -13,10 +13,11 @@ from sqlalchemy import update as sql_update
 
 from ..db import utcnow
 from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, RegisteredVia
-from ..oauth import redirect_uris as redirect_rules
-from ..oauth import resources as resource_rules
+from ..rules import redirect_uris as redirect_rules
+from ..rules.resource_uris import UnknownResource, registered
 from ..security import digest, new_id, new_secret
 from . import audit
+from . import resources as resource_store
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE}
 
@@ -46,12 +47,11 @@ def _check(redirects, grant_types, client_type: ClientType, auth_method):
 def _resources(session, values, what: str, default_audience: str | None) -> list[str]:
     """Canonical resource URIs for a client's permissions (oauth.permissions):
     each a registered resource, or the default audience, as at the endpoints."""
-    from authlib.oauth2.rfc6749 import OAuth2Error
-
     try:
-        return resource_rules.validate(session, [v or "" for v in values], default_audience)
-    except OAuth2Error as e:
-        raise ClientInputError(f"{what}: {e.description} (authz-server resources add)") from None
+        return registered([v or "" for v in values], default_audience,
+                          lambda canon: resource_store.exists(session, canon))
+    except UnknownResource as e:
+        raise ClientInputError(f"{what}: {e} (authz-server resources add)") from None
 
 
 def create(session, *, name, client_type, redirect_uris=(), scopes=(), grant_types=None, auth_method=None,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db import utcnow
 from ..models import DeviceAuthorization
 from ..models.device import APPROVED, DENIED, ISSUED, PENDING
-from ..oauth import user_codes
+from ..rules import user_codes
 from ..security import digest, new_secret
 
 

@@ -14,9 +14,10 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from ..errors import ClientRedirect, PageError, from_oauth2
 from ..identity.gateway import IdentityUnavailable
 from ..identity.session import browser_binding, current_member
-from ..oauth import prompts, redirect_uris, scopes as scope_rules
+from ..oauth import prompts, scopes as scope_rules
 from ..oauth.prompts import Interaction
 from ..oauth.requests import ParamsRequest, split_params
+from ..rules import redirect_uris
 from ..storage import audit, consents, pending as pending_store
 from . import csrf
 

@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from ..errors import PAGE, PageError, Throttled
 from ..identity.session import current_member
-from ..oauth import limits as limit_rules, scopes as scope_rules, user_codes
+from ..oauth import limits as limit_rules, scopes as scope_rules
+from ..rules import user_codes
 from ..storage import audit, consents, device as device_store
 from . import csrf
 

@@ -47,7 +47,7 @@ from ...db import utcnow
 from ...errors import Throttled
 from ...models import Client, ClientType, RegisteredVia
 from .. import limits as limit_rules
-from .. import redirect_uris
+from ...rules import redirect_uris
 
 log = logging.getLogger(__name__)
 
