@@ -182,9 +182,10 @@ def _apply(client: Client, meta) -> None:
     client.id_token_signed_response_alg = meta.id_token_signed_response_alg
 
 
-def register_dynamic(session, meta, *, source: str):
+def register_dynamic(session, meta, *, source: str, ip: str | None = None):
     """Create a client from RFC 7591 metadata (``oauth.registration.dcr.Metadata``).
-    Returns (client, secret or None, registration access token)."""
+    Returns (client, secret or None, registration access token). ``ip``, here
+    and below: the registrant's address, for the audit log."""
     secret = None if meta.is_public else new_secret(32)
     token = new_secret(32)
     client = Client(
@@ -202,7 +203,7 @@ def register_dynamic(session, meta, *, source: str):
     now = utcnow()
     client.created_at = client.updated_at = now
     session.add(client)
-    audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
+    audit.record(session, "client_registered", ip=ip, client_id=client.client_id, actor="dcr",
                  client_type=client.client_type, auth_method=meta.token_endpoint_auth_method)
     return client, secret, token
 
@@ -219,7 +220,7 @@ def find_duplicate(session, source: str, fingerprint: str) -> Client | None:
     ).first()
 
 
-def share_duplicate(session, client: Client, fingerprint: str) -> bool:
+def share_duplicate(session, client: Client, fingerprint: str, ip: str | None = None) -> bool:
     """Hand an existing public client to an identical registration; False when
     it is no longer that registration (then register a new client).
 
@@ -240,7 +241,7 @@ def share_duplicate(session, client: Client, fingerprint: str) -> bool:
         .execution_options(synchronize_session=False)
     ).rowcount
     if shared:
-        audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
+        audit.record(session, "client_registered", ip=ip, client_id=client.client_id, actor="dcr",
                      client_type=client.client_type, deduplicated=True)
     return bool(shared)
 
@@ -260,7 +261,7 @@ def reissue_registration_token(client: Client) -> str:
     return token
 
 
-def update_dynamic(session, client: Client, meta) -> bool:
+def update_dynamic(session, client: Client, meta, ip: str | None = None) -> bool:
     """RFC 7592 §2.2: replace the metadata; False (nothing changed) when the
     client is shared (``share_duplicate``). The client is then no longer an
     anonymous registration that an identical one could share: one guarded
@@ -277,11 +278,11 @@ def update_dynamic(session, client: Client, meta) -> bool:
     client.client_type = (ClientType.THIRD_PARTY_PUBLIC if meta.is_public else ClientType.THIRD_PARTY).value
     client.registration_fingerprint = None
     client.updated_at = utcnow()
-    audit.record(session, "client_updated", client_id=client.client_id, actor="dcr", fields=["metadata"])
+    audit.record(session, "client_updated", ip=ip, client_id=client.client_id, actor="dcr", fields=["metadata"])
     return True
 
 
-def delete_dynamic(session, client: Client) -> bool:
+def delete_dynamic(session, client: Client, ip: str | None = None) -> bool:
     """RFC 7592 §2.3: delete the client, with its grants, refresh tokens, codes
     and consents (ON DELETE CASCADE), in one DELETE that refuses a shared client
     (False: nothing deleted)."""
@@ -292,7 +293,7 @@ def delete_dynamic(session, client: Client) -> bool:
     ).rowcount
     if deleted:
         session.expunge(client)
-        audit.record(session, "client_deleted", client_id=client_id, actor="dcr")
+        audit.record(session, "client_deleted", ip=ip, client_id=client_id, actor="dcr")
     return bool(deleted)
 
 
