@@ -6,7 +6,6 @@ import datetime as dt
 import hmac
 from dataclasses import dataclass, field
 
-from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
@@ -19,6 +18,8 @@ from ..security import digest, new_id, new_secret
 from . import audit
 from . import resources as resource_store
 
+# The device grant is named by its URN (RFC 8628 §3.4), spelled out: storage does not import Authlib.
+DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE}
 
 
