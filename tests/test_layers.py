@@ -62,9 +62,7 @@ KNOWN_VIOLATIONS = {
     # The key store loads and writes SigningKey rows itself.
     ("authz_server.oauth.keys", "authz_server.db"),
     ("authz_server.oauth.keys", "authz_server.models"),
-    # Client permissions read the Resource rows of the registry.
-    ("authz_server.oauth.permissions", "authz_server.models"),
-    # The scope catalog queries Resource rows; RegisteredVia decides first-party scopes.
+    # The scope policy compares the client's RegisteredVia (a model enum).
     ("authz_server.oauth.scopes", "authz_server.models"),
     # CIMD stores fetched clients with its own sessions and queries.
     ("authz_server.oauth.registration.cimd", "authz_server.db"),

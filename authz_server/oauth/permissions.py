@@ -40,10 +40,8 @@ token concerns only the client it was issued to, never a resource server.
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import InvalidScopeError
-from sqlalchemy import select
-
-from ..models import Resource
 from ..rules import resource_uris
+from ..storage import resources as resource_store
 from . import resources as resource_rules
 from . import scopes as scope_rules
 
@@ -88,7 +86,7 @@ def _resource_scopes(session) -> dict[str, set[str]]:
     """Each scope a registered resource defines → the resources defining it.
     OIDC's built-in scopes stay the member's, whatever a resource lists."""
     owners: dict[str, set[str]] = {}
-    for identifier, scopes in session.execute(select(Resource.identifier, Resource.scopes)):
+    for identifier, _, scopes in resource_store.scope_lists(session):
         for s in scopes or []:
             if s not in scope_rules.BUILTIN_SCOPES:
                 owners.setdefault(s, set()).add(identifier)

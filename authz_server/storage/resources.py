@@ -36,6 +36,12 @@ def all_resources(session) -> list[Resource]:
     return list(session.scalars(select(Resource).order_by(Resource.identifier)).all())
 
 
+def scope_lists(session) -> list:
+    """(identifier, name, scopes) of every registered resource, in the
+    database's order: what the scope catalog and client permissions read."""
+    return list(session.execute(select(Resource.identifier, Resource.name, Resource.scopes)).all())
+
+
 def get(session, identifier: str) -> Resource | None:
     canon = canonical_uri(identifier or "")
     return session.get(Resource, canon) if canon else None
