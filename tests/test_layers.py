@@ -64,8 +64,7 @@ KNOWN_VIOLATIONS = {
     ("authz_server.oauth.keys", "authz_server.models"),
     # The scope policy compares the client's RegisteredVia (a model enum).
     ("authz_server.oauth.scopes", "authz_server.models"),
-    # CIMD stores fetched clients with its own sessions and queries.
-    ("authz_server.oauth.registration.cimd", "authz_server.db"),
+    # CIMD checks the client's RegisteredVia (a model enum).
     ("authz_server.oauth.registration.cimd", "authz_server.models"),
     # Introspection looks up the Grant row behind a token.
     ("authz_server.web.endpoints", "authz_server.models"),

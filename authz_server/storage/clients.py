@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..db import utcnow
 from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, RegisteredVia
@@ -296,6 +299,46 @@ def delete_dynamic(session, client: Client, ip: str | None = None) -> bool:
         session.expunge(client)
         audit.record(session, "client_deleted", ip=ip, client_id=client_id, actor="dcr")
     return bool(deleted)
+
+
+def store_cimd(engine, doc) -> Client | None:
+    """Upsert the row of a fetched client metadata document
+    (``oauth.registration.cimd.Document``), keyed by its URL, in a session of
+    its own on ``engine`` so the request's unit of work is not committed with
+    it. None when the URL names an admin row, or after two lost races."""
+    for _ in range(2):
+        with Session(engine, expire_on_commit=False) as s:
+            row = s.get(Client, doc.client_id)
+            if row is not None and row.registered_via != RegisteredVia.CIMD:
+                return None  # an admin row with a URL id is not ours to rewrite
+            if row is None:
+                row = Client(client_id=doc.client_id, registered_via=RegisteredVia.CIMD, require_auth_time=False,
+                             scopes=[], created_at=utcnow())
+                s.add(row)
+            row.client_type = (ClientType.THIRD_PARTY_PUBLIC if doc.token_endpoint_auth_method == "none"
+                               else ClientType.THIRD_PARTY).value
+            row.name = doc.client_name
+            row.redirect_uris = list(doc.redirect_uris)
+            row.post_logout_redirect_uris = list(doc.post_logout_redirect_uris)
+            row.grant_types = list(doc.grant_types)
+            row.token_endpoint_auth_method = doc.token_endpoint_auth_method
+            row.logo_uri = doc.logo_uri
+            row.client_uri = doc.client_uri
+            row.application_type = None
+            # For a CIMD row, updated_at is when its document was last
+            # fetched: `clients gc` deletes rows without grants whose
+            # document nobody fetched for AUTHZ_CIMD_CLIENT_TTL_DAYS, which
+            # is longer than any cache lifetime (MAX_CACHE), so no process
+            # still holds the client of a row it deletes.
+            row.updated_at = utcnow()
+            try:
+                s.commit()
+                return row
+            except (IntegrityError, StaleDataError):
+                # A concurrent first fetch inserted it (update instead), or
+                # `clients gc` deleted it since we read it (insert again).
+                s.rollback()
+    return None
 
 
 def mark_used(session, client) -> bool:
