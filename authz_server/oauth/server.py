@@ -13,7 +13,7 @@ from flask import request as flask_request
 
 from ..errors import NO_STORE
 from ..sources import source_key
-from .clients import ClientCache
+from .clients import ClientCache, OAuthClient
 from .endpoints.device_authorization import DeviceAuthorizationEndpoint
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
@@ -53,7 +53,8 @@ class AuthzServer(AuthorizationServer):
         # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
         self.limits = limit_rules.Limits.from_settings(settings)
         resolver = CimdResolver(
-            db, allow_loopback=settings.cimd_allow_loopback, timeout=settings.cimd_fetch_timeout,
+            db, make_client=OAuthClient.from_model, allow_loopback=settings.cimd_allow_loopback,
+            timeout=settings.cimd_fetch_timeout,
             first_fetches=self.limits.cimd_fetch, source=lambda: source_key(settings.secret_key),
         ) if settings.cimd_enabled else None
         self.clients = ClientCache(db, settings.client_cache_ttl, cimd=resolver)

@@ -189,6 +189,10 @@ def revoke(session, grant_id: str, reason: str) -> bool:
     return bool(n)
 
 
+def get(session, grant_id: str) -> Grant | None:
+    return session.get(Grant, grant_id)
+
+
 def is_active(session, grant_id: str) -> bool:
     row = session.execute(select(Grant.revoked_at, Grant.expires_at).where(Grant.id == grant_id)).first()
     return row is not None and row.revoked_at is None and row.expires_at > utcnow()

@@ -521,11 +521,15 @@ class CimdResolver:
     together. ``first_fetches`` (a rate limiter) and ``source`` (the caller's
     source key) limit fetches of documents not cached in this process: each
     costs a connection to a host of the caller's choosing, and a document that
-    fails is never cached, so without the limit every request could cost one."""
+    fails is never cached, so without the limit every request could cost one.
+    ``make_client`` turns a stored row into the client Authlib sees
+    (``clients.OAuthClient.from_model``), passed in so that this module does not
+    import ``oauth.clients``, which imports it."""
 
-    def __init__(self, db, *, allow_loopback: bool = False, timeout: float = TIMEOUT, first_fetches=None,
-                 source=None):
+    def __init__(self, db, *, make_client, allow_loopback: bool = False, timeout: float = TIMEOUT,
+                 first_fetches=None, source=None):
         self.db = db
+        self.make_client = make_client
         self.allow_loopback = allow_loopback
         self.timeout = timeout
         self.first_fetches = first_fetches
@@ -535,8 +539,6 @@ class CimdResolver:
         self._lock = threading.Lock()
 
     def get(self, url: str):
-        from ..clients import OAuthClient
-
         now = time.monotonic()
         hit = self._items.get(url)
         # One request may look the client up several times (Authlib, then our
@@ -579,7 +581,7 @@ class CimdResolver:
             return None
         # Inline keys live only in the cached client, refreshed with the
         # document; keys from jwks_uri in self._keys (client_keys).
-        value = dataclasses.replace(OAuthClient.from_model(model), jwks=doc.jwks)
+        value = dataclasses.replace(self.make_client(model), jwks=doc.jwks)
         with self._lock:
             if len(self._items) > 10000:
                 self._items.clear()
