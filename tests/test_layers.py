@@ -13,7 +13,8 @@ is still a dependency. On top of the ranks:
   SDK, and only `identity/gateway.py` imports the Stytch SDK;
 - `stytch_emulator` is a separate app: it imports nothing else of authz_server,
   and of the app only the CLI (which starts it for development) imports it;
-- no two modules import each other, directly or round a longer loop.
+- no two modules import each other, directly or round a longer loop;
+- no module changes the process environment when it is imported.
 
 What the code still does against these rules is listed below, each entry with
 why it is still there. The lists may only shrink: a new violation fails, and so
@@ -197,6 +198,38 @@ def test_no_import_cycles():
     assert KNOWN_CYCLES <= cycles, f"broken, so remove from KNOWN_CYCLES: {sorted(KNOWN_CYCLES - cycles)}"
 
 
+def _sets_environment_on_import(source: str) -> list[int]:
+    """Lines outside functions that write ``os.environ`` or call ``os.putenv``."""
+    found = []
+
+    def writes(node) -> bool:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = ast.unparse(node.func)
+            return target in ("os.putenv", "os.unsetenv") or (
+                target.startswith("os.environ.") and node.func.attr in ("setdefault", "update", "pop", "clear"))
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            return any(isinstance(t, ast.Subscript) and ast.unparse(t.value) == "os.environ" for t in targets)
+        return False
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return
+        if writes(node):
+            found.append(node.lineno)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source))
+    return found
+
+
+def test_no_module_sets_environment_variables_on_import():
+    offenders = [f"{p.relative_to(PACKAGE.parent)}:{line}" for p in sorted(PACKAGE.rglob("*.py"))
+                 for line in _sets_environment_on_import(p.read_text())]
+    assert not offenders, "set environment variables where they are needed, not on import:\n" + "\n".join(offenders)
+
+
 def test_the_check_sees_what_it_should():
     assert _broken_rules("authz_server.storage.clients", "authz_server.oauth.resources")
     assert _broken_rules("authz_server.storage.audit", "flask")
@@ -209,3 +242,6 @@ def test_the_check_sees_what_it_should():
     assert not _broken_rules("authz_server.storage.device", "authz_server.rules.user_codes")
     assert not _broken_rules("authz_server.oauth.server", "authz_server.identity.gateway")
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {("a", "b", "c")}
+    assert _sets_environment_on_import(
+        'import os\nos.environ.setdefault("A", "1")\nos.environ["B"] = "2"\n'
+        'class C:\n    os.putenv("C", "3")\ndef f():\n    os.environ.setdefault("D", "4")\n') == [2, 3, 5]

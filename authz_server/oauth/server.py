@@ -29,10 +29,6 @@ from .pkce import RequiredS256CodeChallenge
 from .requests import ParamsRequest, split_params
 from .tokens import TokenMinter
 
-# The config check refuses http issuers outside loopback in production; behind a
-# TLS-terminating proxy the WSGI request itself is http, so Authlib's own
-# transport check would refuse every request there.
-os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 class _Issuer(IssuerParameter):
     """RFC 9207: ``iss`` on every authorization response Authlib builds (our own
@@ -48,6 +44,11 @@ class _Issuer(IssuerParameter):
 class AuthzServer(AuthorizationServer):
     def __init__(self, app, settings, db):
         super().__init__()
+        # The config check refuses http issuers outside loopback in production; behind a
+        # TLS-terminating proxy the WSGI request itself is http, so Authlib's own
+        # transport check would refuse every request there. Authlib reads only this
+        # process-wide variable, so it is set when a server is built, not on import.
+        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
         self.settings = settings
         self.db = db
         # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
