@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, RegisteredVia
 from ..rules import redirect_uris as redirect_rules
 from ..rules.resource_uris import UnknownResource, registered

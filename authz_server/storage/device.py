@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import DeviceAuthorization
 from ..models.device import APPROVED, DENIED, ISSUED, PENDING
 from ..rules import user_codes

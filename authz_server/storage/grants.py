@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select, update
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import Grant, RefreshToken, RevokedAccessToken
 from ..security import digest, new_id, new_secret
 
