@@ -485,7 +485,7 @@ def tokens_issue_refresh(client_id, subject, organization_id, scope, as_json):
     """Create a grant directly and print its refresh token (benchmarks, migrations)."""
     import datetime as dt
 
-    from .db import utcnow
+    from .clock import utcnow
     from .storage import audit, grants as grant_store
 
     with _Ctx() as ctx:

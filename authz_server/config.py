@@ -150,7 +150,7 @@ def _between(low, high):
 
 
 def _resource_uris(values) -> bool:
-    from .oauth.resources import canonical_uri
+    from .rules.resource_uris import canonical_uri
 
     return all(canonical_uri(r) is not None for r in values)
 

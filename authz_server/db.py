@@ -47,10 +47,6 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.timezone.utc)
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def make_engine(url: str) -> Engine:
     kwargs = {"future": True, "pool_pre_ping": True}
     if url.startswith("sqlite"):

@@ -30,7 +30,7 @@ import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import text
 
-from authz_server.oauth import redirect_uris
+from authz_server.rules import redirect_uris
 from tests.browser import Browser
 from tests.helpers import pkce_pair
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, UTCDateTime, utcnow
+from ..clock import utcnow
+from ..db import Base, UTCDateTime
 
 
 class AuditEvent(Base):

@@ -8,7 +8,8 @@ from sqlalchemy import JSON, Boolean, Index, String, Text
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, UTCDateTime, utcnow
+from ..clock import utcnow
+from ..db import Base, UTCDateTime
 from ..security import digest
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, UTCDateTime, utcnow
+from ..clock import utcnow
+from ..db import Base, UTCDateTime
 
 PENDING, APPROVED, DENIED, ISSUED = "pending", "approved", "denied", "issued"
 

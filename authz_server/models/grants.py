@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, UTCDateTime, utcnow
+from ..clock import utcnow
+from ..db import Base, UTCDateTime
 
 
 class AuthorizationCode(Base):

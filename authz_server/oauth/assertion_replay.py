@@ -19,7 +19,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..storage import assertions
 
 # Bounds how long one assertion is remembered (an assertion may claim any exp;

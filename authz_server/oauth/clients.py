@@ -15,7 +15,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from ..models import Client, RegisteredVia
 from ..security import digest
 from ..storage import clients as client_store
-from . import redirect_uris
+from ..rules import redirect_uris
 from .registration import cimd
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..sources import client_address
 from ..storage import audit, clients as client_store, grants as grant_store
 from . import claims as claim_rules
 from . import scopes as scope_rules
@@ -65,7 +66,8 @@ def token_response(server, client, *, grant_type: str, subject: str, scope: str,
     if client_store.mark_used(session, client):
         server.clients.invalidate(client.client_id)
     audit.record(
-        session, "token_issued", client_id=client.client_id, subject=subject, organization_id=organization_id,
+        session, "token_issued", ip=client_address(),
+        client_id=client.client_id, subject=subject, organization_id=organization_id,
         grant_id=grant_id, grant_type=grant_type, jti=at_claims["jti"],
         refresh_token="refresh_token" in body, id_token="id_token" in body,
         grace_replay=True if refresh_token is not None and refresh_source is None else None,

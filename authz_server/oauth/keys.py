@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import select
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import SigningKey
 from ..security import new_id
 from ..storage import audit

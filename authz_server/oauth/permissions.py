@@ -40,9 +40,8 @@ token concerns only the client it was issued to, never a resource server.
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import InvalidScopeError
-from sqlalchemy import select
-
-from ..models import Resource
+from ..rules import resource_uris
+from ..storage import resources as resource_store
 from . import resources as resource_rules
 from . import scopes as scope_rules
 
@@ -52,7 +51,7 @@ CLIENT_CREDENTIALS = "client_credentials"
 def registration_resources(settings) -> frozenset[str]:
     """The resources the registration policy allows every dynamically
     registered client with client_credentials; empty: the grant is not offered."""
-    return frozenset(c for c in (resource_rules.canonical_uri(v) for v in
+    return frozenset(c for c in (resource_uris.canonical_uri(v) for v in
                                  settings.registration_client_credentials_resources) if c)
 
 
@@ -87,7 +86,7 @@ def _resource_scopes(session) -> dict[str, set[str]]:
     """Each scope a registered resource defines → the resources defining it.
     OIDC's built-in scopes stay the member's, whatever a resource lists."""
     owners: dict[str, set[str]] = {}
-    for identifier, scopes in session.execute(select(Resource.identifier, Resource.scopes)):
+    for identifier, _, scopes in resource_store.scope_lists(session):
         for s in scopes or []:
             if s not in scope_rules.BUILTIN_SCOPES:
                 owners.setdefault(s, set()).add(identifier)
@@ -123,7 +122,7 @@ def check_audience(allowed: frozenset[str], audience, default_audience: str) -> 
     for aud in audience:
         if aud != default_audience and aud not in allowed:
             raise resource_rules.InvalidTargetError(
-                f"The client is not allowed the resource {resource_rules.shown(aud)}")
+                f"The client is not allowed the resource {resource_uris.shown(aud)}")
 
 
 # --- introspection (RFC 7662) ------------------------------------------------------

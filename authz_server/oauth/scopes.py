@@ -15,9 +15,8 @@ Policy (documented defaults):
 """
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ..models import RegisteredVia
+from ..storage import resources as resource_store
 
 BUILTIN_SCOPES = {
     "openid": "Confirm who you are (your member id in this organization)",
@@ -49,12 +48,10 @@ def join(scopes) -> str:
 
 def catalog(session) -> dict[str, str]:
     """Every scope this server knows, with its plain-words description."""
-    from ..models import Resource
-
     out = dict(BUILTIN_SCOPES)
-    for res in session.scalars(select(Resource)).all():
-        for s in res.scopes or []:
-            out.setdefault(s, f"Use {res.name} ({s})")
+    for _, name, scopes in resource_store.scope_lists(session):
+        for s in scopes or []:
+            out.setdefault(s, f"Use {name} ({s})")
     return out
 
 

@@ -13,7 +13,7 @@ from flask import request as flask_request
 
 from ..errors import NO_STORE
 from ..sources import source_key
-from .clients import ClientCache
+from .clients import ClientCache, OAuthClient
 from .endpoints.device_authorization import DeviceAuthorizationEndpoint
 from .endpoints.introspection import IntrospectionEndpoint
 from .endpoints.revocation import RevocationEndpoint
@@ -29,10 +29,6 @@ from .pkce import RequiredS256CodeChallenge
 from .requests import ParamsRequest, split_params
 from .tokens import TokenMinter
 
-# The config check refuses http issuers outside loopback in production; behind a
-# TLS-terminating proxy the WSGI request itself is http, so Authlib's own
-# transport check would refuse every request there.
-os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 class _Issuer(IssuerParameter):
     """RFC 9207: ``iss`` on every authorization response Authlib builds (our own
@@ -48,12 +44,18 @@ class _Issuer(IssuerParameter):
 class AuthzServer(AuthorizationServer):
     def __init__(self, app, settings, db):
         super().__init__()
+        # The config check refuses http issuers outside loopback in production; behind a
+        # TLS-terminating proxy the WSGI request itself is http, so Authlib's own
+        # transport check would refuse every request there. Authlib reads only this
+        # process-wide variable, so it is set when a server is built, not on import.
+        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
         self.settings = settings
         self.db = db
         # Rate limits (oauth.limits): in this process, or in Redis when REDIS_URL is set.
         self.limits = limit_rules.Limits.from_settings(settings)
         resolver = CimdResolver(
-            db, allow_loopback=settings.cimd_allow_loopback, timeout=settings.cimd_fetch_timeout,
+            db, make_client=OAuthClient.from_model, allow_loopback=settings.cimd_allow_loopback,
+            timeout=settings.cimd_fetch_timeout,
             first_fetches=self.limits.cimd_fetch, source=lambda: source_key(settings.secret_key),
         ) if settings.cimd_enabled else None
         self.clients = ClientCache(db, settings.client_cache_ttl, cimd=resolver)

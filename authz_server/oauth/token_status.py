@@ -19,7 +19,7 @@ expired, and its grant and member are active.
 """
 from __future__ import annotations
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..storage import grants as grant_store
 
 

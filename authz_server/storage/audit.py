@@ -1,17 +1,13 @@
 """Append-only audit log."""
 from __future__ import annotations
 
-from flask import has_request_context
-
 from ..models import AuditEvent
-from ..sources import client_address
 
 
-def record(session, event: str, *, client_id=None, subject=None, organization_id=None, grant_id=None,
-           actor=None, **details) -> None:
-    ip = None
-    if has_request_context():
-        ip = client_address() or None
+def record(session, event: str, *, ip: str | None = None, client_id=None, subject=None, organization_id=None,
+           grant_id=None, actor=None, **details) -> None:
+    """Append one event. ``ip`` is the caller's address (``sources.client_address()``)
+    when the event comes from an HTTP request, None for the CLI and background work."""
     session.add(
         AuditEvent(
             event=event,
@@ -20,7 +16,7 @@ def record(session, event: str, *, client_id=None, subject=None, organization_id
             organization_id=organization_id,
             grant_id=grant_id,
             actor=actor,
-            ip=ip,
+            ip=ip or None,
             details={k: v for k, v in details.items() if v is not None},
         )
     )

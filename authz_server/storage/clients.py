@@ -6,18 +6,23 @@ import datetime as dt
 import hmac
 from dataclasses import dataclass, field
 
-from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import AuthorizationCode, Client, ClientType, Grant, RefreshToken, RegisteredVia
-from ..oauth import redirect_uris as redirect_rules
-from ..oauth import resources as resource_rules
+from ..rules import redirect_uris as redirect_rules
+from ..rules.resource_uris import UnknownResource, registered
 from ..security import digest, new_id, new_secret
 from . import audit
+from . import resources as resource_store
 
+# The device grant is named by its URN (RFC 8628 §3.4), spelled out: storage does not import Authlib.
+DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE}
 
 
@@ -46,12 +51,11 @@ def _check(redirects, grant_types, client_type: ClientType, auth_method):
 def _resources(session, values, what: str, default_audience: str | None) -> list[str]:
     """Canonical resource URIs for a client's permissions (oauth.permissions):
     each a registered resource, or the default audience, as at the endpoints."""
-    from authlib.oauth2.rfc6749 import OAuth2Error
-
     try:
-        return resource_rules.validate(session, [v or "" for v in values], default_audience)
-    except OAuth2Error as e:
-        raise ClientInputError(f"{what}: {e.description} (authz-server resources add)") from None
+        return registered([v or "" for v in values], default_audience,
+                          lambda canon: resource_store.exists(session, canon))
+    except UnknownResource as e:
+        raise ClientInputError(f"{what}: {e} (authz-server resources add)") from None
 
 
 def create(session, *, name, client_type, redirect_uris=(), scopes=(), grant_types=None, auth_method=None,
@@ -182,9 +186,10 @@ def _apply(client: Client, meta) -> None:
     client.id_token_signed_response_alg = meta.id_token_signed_response_alg
 
 
-def register_dynamic(session, meta, *, source: str):
+def register_dynamic(session, meta, *, source: str, ip: str | None = None):
     """Create a client from RFC 7591 metadata (``oauth.registration.dcr.Metadata``).
-    Returns (client, secret or None, registration access token)."""
+    Returns (client, secret or None, registration access token). ``ip``, here
+    and below: the registrant's address, for the audit log."""
     secret = None if meta.is_public else new_secret(32)
     token = new_secret(32)
     client = Client(
@@ -202,7 +207,7 @@ def register_dynamic(session, meta, *, source: str):
     now = utcnow()
     client.created_at = client.updated_at = now
     session.add(client)
-    audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
+    audit.record(session, "client_registered", ip=ip, client_id=client.client_id, actor="dcr",
                  client_type=client.client_type, auth_method=meta.token_endpoint_auth_method)
     return client, secret, token
 
@@ -219,7 +224,7 @@ def find_duplicate(session, source: str, fingerprint: str) -> Client | None:
     ).first()
 
 
-def share_duplicate(session, client: Client, fingerprint: str) -> bool:
+def share_duplicate(session, client: Client, fingerprint: str, ip: str | None = None) -> bool:
     """Hand an existing public client to an identical registration; False when
     it is no longer that registration (then register a new client).
 
@@ -240,7 +245,7 @@ def share_duplicate(session, client: Client, fingerprint: str) -> bool:
         .execution_options(synchronize_session=False)
     ).rowcount
     if shared:
-        audit.record(session, "client_registered", client_id=client.client_id, actor="dcr",
+        audit.record(session, "client_registered", ip=ip, client_id=client.client_id, actor="dcr",
                      client_type=client.client_type, deduplicated=True)
     return bool(shared)
 
@@ -260,7 +265,7 @@ def reissue_registration_token(client: Client) -> str:
     return token
 
 
-def update_dynamic(session, client: Client, meta) -> bool:
+def update_dynamic(session, client: Client, meta, ip: str | None = None) -> bool:
     """RFC 7592 §2.2: replace the metadata; False (nothing changed) when the
     client is shared (``share_duplicate``). The client is then no longer an
     anonymous registration that an identical one could share: one guarded
@@ -277,11 +282,11 @@ def update_dynamic(session, client: Client, meta) -> bool:
     client.client_type = (ClientType.THIRD_PARTY_PUBLIC if meta.is_public else ClientType.THIRD_PARTY).value
     client.registration_fingerprint = None
     client.updated_at = utcnow()
-    audit.record(session, "client_updated", client_id=client.client_id, actor="dcr", fields=["metadata"])
+    audit.record(session, "client_updated", ip=ip, client_id=client.client_id, actor="dcr", fields=["metadata"])
     return True
 
 
-def delete_dynamic(session, client: Client) -> bool:
+def delete_dynamic(session, client: Client, ip: str | None = None) -> bool:
     """RFC 7592 §2.3: delete the client, with its grants, refresh tokens, codes
     and consents (ON DELETE CASCADE), in one DELETE that refuses a shared client
     (False: nothing deleted)."""
@@ -292,8 +297,48 @@ def delete_dynamic(session, client: Client) -> bool:
     ).rowcount
     if deleted:
         session.expunge(client)
-        audit.record(session, "client_deleted", client_id=client_id, actor="dcr")
+        audit.record(session, "client_deleted", ip=ip, client_id=client_id, actor="dcr")
     return bool(deleted)
+
+
+def store_cimd(engine, doc) -> Client | None:
+    """Upsert the row of a fetched client metadata document
+    (``oauth.registration.cimd.Document``), keyed by its URL, in a session of
+    its own on ``engine`` so the request's unit of work is not committed with
+    it. None when the URL names an admin row, or after two lost races."""
+    for _ in range(2):
+        with Session(engine, expire_on_commit=False) as s:
+            row = s.get(Client, doc.client_id)
+            if row is not None and row.registered_via != RegisteredVia.CIMD:
+                return None  # an admin row with a URL id is not ours to rewrite
+            if row is None:
+                row = Client(client_id=doc.client_id, registered_via=RegisteredVia.CIMD, require_auth_time=False,
+                             scopes=[], created_at=utcnow())
+                s.add(row)
+            row.client_type = (ClientType.THIRD_PARTY_PUBLIC if doc.token_endpoint_auth_method == "none"
+                               else ClientType.THIRD_PARTY).value
+            row.name = doc.client_name
+            row.redirect_uris = list(doc.redirect_uris)
+            row.post_logout_redirect_uris = list(doc.post_logout_redirect_uris)
+            row.grant_types = list(doc.grant_types)
+            row.token_endpoint_auth_method = doc.token_endpoint_auth_method
+            row.logo_uri = doc.logo_uri
+            row.client_uri = doc.client_uri
+            row.application_type = None
+            # For a CIMD row, updated_at is when its document was last
+            # fetched: `clients gc` deletes rows without grants whose
+            # document nobody fetched for AUTHZ_CIMD_CLIENT_TTL_DAYS, which
+            # is longer than any cache lifetime (MAX_CACHE), so no process
+            # still holds the client of a row it deletes.
+            row.updated_at = utcnow()
+            try:
+                s.commit()
+                return row
+            except (IntegrityError, StaleDataError):
+                # A concurrent first fetch inserted it (update instead), or
+                # `clients gc` deleted it since we read it (insert again).
+                s.rollback()
+    return None
 
 
 def mark_used(session, client) -> bool:

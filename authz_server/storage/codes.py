@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import AuthorizationCode
 from ..security import digest, new_secret
 

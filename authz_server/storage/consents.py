@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import Consent
 
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import DeviceAuthorization
 from ..models.device import APPROVED, DENIED, ISSUED, PENDING
-from ..oauth import user_codes
+from ..rules import user_codes
 from ..security import digest, new_secret
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select, update
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import Grant, RefreshToken, RevokedAccessToken
 from ..security import digest, new_id, new_secret
 
@@ -187,6 +187,10 @@ def revoke(session, grant_id: str, reason: str) -> bool:
         .values(revoked_at=now, child_token_encrypted=None).execution_options(synchronize_session=False)
     )
     return bool(n)
+
+
+def get(session, grant_id: str) -> Grant | None:
+    return session.get(Grant, grant_id)
 
 
 def is_active(session, grant_id: str) -> bool:

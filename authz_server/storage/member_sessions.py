@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import EndedMemberSession
 from ..security import digest
 

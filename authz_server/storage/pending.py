@@ -11,7 +11,7 @@ import hmac
 
 from sqlalchemy import delete
 
-from ..db import utcnow
+from ..clock import utcnow
 from ..models import PendingAuthorization
 from ..security import digest, new_id
 

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 
 from ..models import Resource
-from ..oauth import resources as resource_rules
+from ..rules.resource_uris import canonical_uri
 from . import audit
 
 SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 §3.3 scope-token
@@ -18,7 +18,7 @@ class ResourceInputError(ValueError):
 
 
 def add(session, identifier: str, name: str, scopes, description=None, actor="cli") -> Resource:
-    canon = resource_rules.canonical_uri(identifier or "")
+    canon = canonical_uri(identifier or "")
     if canon is None:
         raise ResourceInputError(f"{identifier!r} is not an absolute http(s) URI without a fragment (RFC 8707 §2)")
     if session.get(Resource, canon) is not None:
@@ -36,9 +36,20 @@ def all_resources(session) -> list[Resource]:
     return list(session.scalars(select(Resource).order_by(Resource.identifier)).all())
 
 
+def scope_lists(session) -> list:
+    """(identifier, name, scopes) of every registered resource, in the
+    database's order: what the scope catalog and client permissions read."""
+    return list(session.execute(select(Resource.identifier, Resource.name, Resource.scopes)).all())
+
+
 def get(session, identifier: str) -> Resource | None:
-    canon = resource_rules.canonical_uri(identifier or "")
+    canon = canonical_uri(identifier or "")
     return session.get(Resource, canon) if canon else None
+
+
+def exists(session, canon: str) -> bool:
+    """Whether the canonical resource URI ``canon`` is registered."""
+    return session.get(Resource, canon) is not None
 
 
 def remove(session, res: Resource, actor="cli") -> None:

@@ -14,9 +14,11 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from ..errors import ClientRedirect, PageError, from_oauth2
 from ..identity.gateway import IdentityUnavailable
 from ..identity.session import browser_binding, current_member
-from ..oauth import prompts, redirect_uris, scopes as scope_rules
+from ..oauth import prompts, scopes as scope_rules
 from ..oauth.prompts import Interaction
 from ..oauth.requests import ParamsRequest, split_params
+from ..rules import redirect_uris
+from ..sources import client_address
 from ..storage import audit, consents, pending as pending_store
 from . import csrf
 
@@ -167,7 +169,7 @@ def consent():
         except OAuth2Error as e:
             raise from_oauth2(e, single.get("state")) from None
         pending_store.finish(session, row)
-        audit.record(session, "consent_denied", client_id=grant.request.client.client_id,
+        audit.record(session, "consent_denied", ip=client_address(), client_id=grant.request.client.client_id,
                      subject=member.member_id, organization_id=member.organization_id)
         session.commit()
         raise ClientRedirect("access_denied", "The member denied the request", redirect_uri=grant.redirect_uri,
@@ -179,6 +181,7 @@ def consent():
         raise from_oauth2(e, single.get("state")) from None
     scopes = scope_rules.split(grant.request.scope)
     consents.remember(session, member.member_id, member.organization_id, grant.request.client.client_id, scopes)
-    audit.record(session, "consent_granted", client_id=grant.request.client.client_id, subject=member.member_id,
+    audit.record(session, "consent_granted", ip=client_address(),
+                 client_id=grant.request.client.client_id, subject=member.member_id,
                  organization_id=member.organization_id, scope=" ".join(scopes))
     return process(row.params, pending=row, consent_given=True)

@@ -8,7 +8,9 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from ..errors import PAGE, PageError, Throttled
 from ..identity.session import current_member
-from ..oauth import limits as limit_rules, scopes as scope_rules, user_codes
+from ..oauth import limits as limit_rules, scopes as scope_rules
+from ..rules import user_codes
+from ..sources import client_address
 from ..storage import audit, consents, device as device_store
 from . import csrf
 
@@ -117,12 +119,12 @@ def decision():
                         hint="Start again on your device to get a new code.")
     if choice == "allow":
         consents.remember(session, member.member_id, member.organization_id, row.client_id, scope_rules.split(row.scope))
-        audit.record(session, "consent_granted", client_id=row.client_id, subject=member.member_id,
+        audit.record(session, "consent_granted", ip=client_address(), client_id=row.client_id, subject=member.member_id,
                      organization_id=member.organization_id, scope=row.scope, flow="device")
         session.commit()
         return render_template("message.html", title="Device connected",
                                message="You can go back to your device: it is signing in now.")
-    audit.record(session, "consent_denied", client_id=row.client_id, subject=member.member_id,
+    audit.record(session, "consent_denied", ip=client_address(), client_id=row.client_id, subject=member.member_id,
                  organization_id=member.organization_id, flow="device")
     session.commit()
     return render_template("message.html", title="Request denied",

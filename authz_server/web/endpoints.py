@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from ..errors import ApiError
 from ..oauth import claims as claim_rules, scopes as scope_rules, token_status
 from ..oauth.requests import split_params, shown
+from ..storage import grants as grant_store
 
 bp = Blueprint("endpoints", __name__)
 
@@ -95,8 +96,6 @@ def userinfo():
     scopes = scope_rules.split(claims.get("scope"))
     if "openid" not in scopes or not claims.get("gid"):
         raise _bearer_error("insufficient_scope", "The access token lacks the openid scope", 403)
-    from ..models import Grant
-
-    grant = session.get(Grant, claims["gid"])
+    grant = grant_store.get(session, claims["gid"])
     # Cache-Control: no-store by errors.cache_policy.
     return jsonify(claim_rules.userinfo(claims["sub"], dict(grant.claims or {}), scopes))

@@ -29,7 +29,7 @@ from ..errors import JSON, ApiError, RegistrationError, Throttled
 from ..oauth import permissions, scopes as scope_rules
 from ..oauth.registration import dcr
 from ..security import digest
-from ..sources import source_key
+from ..sources import client_address, source_key
 from ..storage import clients as client_store
 
 bp = Blueprint("registration", __name__)
@@ -108,13 +108,14 @@ def register():
     source = _source()
     if meta.is_public:
         existing = client_store.find_duplicate(session, source, meta.fingerprint())
-        if existing is not None and client_store.share_duplicate(session, existing, meta.fingerprint()):
+        if existing is not None and client_store.share_duplicate(session, existing, meta.fingerprint(),
+                                                                 ip=client_address()):
             session.commit()
             return _answer(dcr.client_information(existing, settings.issuer), 201)
     wait = server.registration_limiter.spend(source)
     if wait:
         raise Throttled(wait, f"Too many registrations from this address; retry in {wait} s", kind=JSON)
-    client, secret, token = client_store.register_dynamic(session, meta, source=source)
+    client, secret, token = client_store.register_dynamic(session, meta, source=source, ip=client_address())
     session.commit()
     return _answer(dcr.client_information(client, settings.issuer, client_secret=secret,
                                           registration_access_token=token), 201)
@@ -163,7 +164,7 @@ def configure(client_id):
     if request.method == "DELETE":
         # RFC 7592 §2.3: the client, its grants, refresh tokens, codes and consents
         # go (ON DELETE CASCADE); its access tokens stop introspecting as active.
-        if not client_store.delete_dynamic(session, client):
+        if not client_store.delete_dynamic(session, client, ip=client_address()):
             raise _shared("delete")
         session.commit()
         server.clients.invalidate(client_id)
@@ -183,7 +184,7 @@ def configure(client_id):
                                 "client_secret does not match the issued secret (RFC 7592 section 2.2)")
     meta = dcr.read(body, scope_rules.catalog(session), current_auth_method=client.token_endpoint_auth_method,
                     client_credentials=permissions.registration_allows_client_credentials(server.settings))
-    if not client_store.update_dynamic(session, client, meta):
+    if not client_store.update_dynamic(session, client, meta, ip=client_address()):
         raise _shared("update")
     token = client_store.reissue_registration_token(client)
     session.commit()

@@ -8,6 +8,7 @@ from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidScopeError, UnauthorizedClientError
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _DeviceAuthorizationEndpoint
 
+from ...sources import client_address
 from ...storage import audit, device as device_store
 from .. import permissions, resources, scopes as scope_rules
 from ..grants.authorization_code import AUTH_METHODS
@@ -44,7 +45,7 @@ class DeviceAuthorizationEndpoint(_DeviceAuthorizationEndpoint):
             session, client_id=client.client_id, scope=scope_rules.join(scopes), resource=resource,
             ttl=settings.device_code_ttl, interval=settings.device_poll_interval,
         )
-        audit.record(session, "device_authorization_started", client_id=client.client_id,
+        audit.record(session, "device_authorization_started", ip=client_address(), client_id=client.client_id,
                      scope=scope_rules.join(scopes))
         uri = verification_uri(settings.issuer)
         body = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749 import UnsupportedTokenTypeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 
+from ...sources import client_address
 from ...storage import audit, grants as grant_store
 from . import tokens_lookup
 from ..grants.authorization_code import AUTH_METHODS
@@ -43,4 +44,5 @@ class RevocationEndpoint(_RevocationEndpoint):
         else:
             grant_store.revoke_access_token(session, token.claims["jti"], token.claims["exp"])
             grant_id = token.claims.get("gid")
-        audit.record(session, "token_revoked", client_id=token.client_id, grant_id=grant_id, kind=token.kind)
+        audit.record(session, "token_revoked", ip=client_address(),
+                     client_id=token.client_id, grant_id=grant_id, kind=token.kind)

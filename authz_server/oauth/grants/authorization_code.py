@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _AuthorizationCodeGrant
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 
+from ...sources import client_address
 from ...storage import audit, codes, grants as grant_store
 from .. import issuance, permissions, resources, scopes as scope_rules
 
@@ -163,7 +164,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         session = self.server.db.session
         if old.grant_id:
             grant_store.revoke(session, old.grant_id, "code_replayed")
-        audit.record(session, "code_replayed", client_id=old.client_id, subject=old.subject,
+        audit.record(session, "code_replayed", ip=client_address(), client_id=old.client_id, subject=old.subject,
                      organization_id=old.organization_id, grant_id=old.grant_id)
         session.commit()  # the revocation stands although this request fails
 

@@ -13,6 +13,7 @@ from authlib.oauth2.rfc8628 import DeviceCodeGrant as _DeviceCodeGrant
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from authlib.oauth2.rfc8628.errors import AuthorizationPendingError, ExpiredTokenError, SlowDownError
 
+from ...sources import client_address
 from ...storage import audit, device as device_store, grants as grant_store
 from .. import issuance, resources
 from .authorization_code import AUTH_METHODS
@@ -57,7 +58,7 @@ class DeviceCodeGrant(_DeviceCodeGrant):
         session = self.server.db.session
         if row.grant_id:
             grant_store.revoke(session, row.grant_id, "device_code_replayed")
-        audit.record(session, "device_code_replayed", client_id=row.client_id, subject=row.subject,
+        audit.record(session, "device_code_replayed", ip=client_address(), client_id=row.client_id, subject=row.subject,
                      organization_id=row.organization_id, grant_id=row.grant_id)
 
     def create_token_response(self):

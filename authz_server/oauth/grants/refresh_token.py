@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidScopeError, OAuth2E
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant as _RefreshTokenGrant
 
 from ...identity.gateway import IdentityUnavailable
+from ...sources import client_address
 from ...storage import audit, grants as grant_store
 from .. import issuance, resources, scopes as scope_rules
 from .authorization_code import AUTH_METHODS
@@ -45,7 +46,8 @@ class RefreshTokenGrant(_RefreshTokenGrant):
         if rotation.reuse_detected:
             old = grant_store.find_refresh_token(session, value)
             grant_store.revoke(session, old.grant_id, "refresh_token_reused")
-            audit.record(session, "refresh_token_reused", client_id=old.client_id, subject=old.subject,
+            audit.record(session, "refresh_token_reused", ip=client_address(),
+                         client_id=old.client_id, subject=old.subject,
                          organization_id=old.organization_id, grant_id=old.grant_id)
             session.commit()  # the family stays revoked although this request fails
             raise InvalidGrantError("The refresh token was already used; its grant is revoked")
@@ -60,7 +62,8 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             # OAuth 2.1 §4.3.1: the grant must still be valid; the member is gone.
             session.rollback()
             grant_store.revoke(session, token.grant_id, "member_inactive")
-            audit.record(session, "grant_revoked", client_id=token.client_id, subject=token.subject,
+            audit.record(session, "grant_revoked", ip=client_address(),
+                         client_id=token.client_id, subject=token.subject,
                          organization_id=token.organization_id, grant_id=token.grant_id, reason="member_inactive")
             session.commit()
             raise InvalidGrantError("The member is no longer active in the organization")

@@ -39,15 +39,12 @@ from flask import g, has_app_context, has_request_context
 from joserfc.jwk import KeySet
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
-from ...db import utcnow
 from ...errors import Throttled
-from ...models import Client, ClientType, RegisteredVia
+from ...models import RegisteredVia
 from .. import limits as limit_rules
-from .. import redirect_uris
+from ...rules import redirect_uris
+from ...storage import clients as client_store
 
 log = logging.getLogger(__name__)
 
@@ -524,11 +521,15 @@ class CimdResolver:
     together. ``first_fetches`` (a rate limiter) and ``source`` (the caller's
     source key) limit fetches of documents not cached in this process: each
     costs a connection to a host of the caller's choosing, and a document that
-    fails is never cached, so without the limit every request could cost one."""
+    fails is never cached, so without the limit every request could cost one.
+    ``make_client`` turns a stored row into the client Authlib sees
+    (``clients.OAuthClient.from_model``), passed in so that this module does not
+    import ``oauth.clients``, which imports it."""
 
-    def __init__(self, db, *, allow_loopback: bool = False, timeout: float = TIMEOUT, first_fetches=None,
-                 source=None):
+    def __init__(self, db, *, make_client, allow_loopback: bool = False, timeout: float = TIMEOUT,
+                 first_fetches=None, source=None):
         self.db = db
+        self.make_client = make_client
         self.allow_loopback = allow_loopback
         self.timeout = timeout
         self.first_fetches = first_fetches
@@ -538,8 +539,6 @@ class CimdResolver:
         self._lock = threading.Lock()
 
     def get(self, url: str):
-        from ..clients import OAuthClient
-
         now = time.monotonic()
         hit = self._items.get(url)
         # One request may look the client up several times (Authlib, then our
@@ -575,14 +574,14 @@ class CimdResolver:
         except CimdError as e:
             self._refuse(url, failed, e)
             return None
-        model = self._store(doc)
+        model = client_store.store_cimd(self.db.engine, doc)
         if model is None or not model.is_active:
             with self._lock:
                 self._keys.pop(url, None)
             return None
         # Inline keys live only in the cached client, refreshed with the
         # document; keys from jwks_uri in self._keys (client_keys).
-        value = dataclasses.replace(OAuthClient.from_model(model), jwks=doc.jwks)
+        value = dataclasses.replace(self.make_client(model), jwks=doc.jwks)
         with self._lock:
             if len(self._items) > 10000:
                 self._items.clear()
@@ -653,43 +652,6 @@ class CimdResolver:
                 self._keys.clear()
             self._keys[client_id] = _Keys(uri, keys, kids, now + seconds, now)
         return keys
-
-    def _store(self, doc: Document) -> Client | None:
-        """Upsert the row keyed by the URL, in a session of its own so the
-        request's unit of work is not committed with it."""
-        for _ in range(2):
-            with Session(self.db.engine, expire_on_commit=False) as s:
-                row = s.get(Client, doc.client_id)
-                if row is not None and row.registered_via != RegisteredVia.CIMD:
-                    return None  # an admin row with a URL id is not ours to rewrite
-                if row is None:
-                    row = Client(client_id=doc.client_id, registered_via=RegisteredVia.CIMD, require_auth_time=False,
-                                 scopes=[], created_at=utcnow())
-                    s.add(row)
-                row.client_type = (ClientType.THIRD_PARTY_PUBLIC if doc.token_endpoint_auth_method == "none"
-                                   else ClientType.THIRD_PARTY).value
-                row.name = doc.client_name
-                row.redirect_uris = list(doc.redirect_uris)
-                row.post_logout_redirect_uris = list(doc.post_logout_redirect_uris)
-                row.grant_types = list(doc.grant_types)
-                row.token_endpoint_auth_method = doc.token_endpoint_auth_method
-                row.logo_uri = doc.logo_uri
-                row.client_uri = doc.client_uri
-                row.application_type = None
-                # For a CIMD row, updated_at is when its document was last
-                # fetched: `clients gc` deletes rows without grants whose
-                # document nobody fetched for AUTHZ_CIMD_CLIENT_TTL_DAYS, which
-                # is longer than any cache lifetime (MAX_CACHE), so no process
-                # still holds the client of a row it deletes.
-                row.updated_at = utcnow()
-                try:
-                    s.commit()
-                    return row
-                except (IntegrityError, StaleDataError):
-                    # A concurrent first fetch inserted it (update instead), or
-                    # `clients gc` deleted it since we read it (insert again).
-                    s.rollback()
-        return None
 
     def invalidate(self, url: str | None = None):
         with self._lock:

@@ -58,7 +58,7 @@ from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from ...errors import RegistrationError
-from .. import redirect_uris as redirect_rules
+from ...rules import redirect_uris as redirect_rules
 from .. import scopes as scope_rules
 
 MAX_REDIRECT_URIS = 20

@@ -162,7 +162,7 @@ def test_a2_10_bad_post_secret_is_invalid_client(live, make_client, get_code, to
 
 def test_a2_10_disabled_client_is_invalid_client(live, make_client, get_code, token_post):
     """A disabled client cannot authenticate any more: invalid_client."""
-    from authz_server.db import utcnow
+    from authz_server.clock import utcnow
 
     c = make_client()
     code, verifier, _ = get_code(c)

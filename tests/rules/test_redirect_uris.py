@@ -1,11 +1,11 @@
-"""Unit tests of the redirect URI rules (authz_server/oauth/redirect_uris.py,
+"""Unit tests of the redirect URI rules (authz_server/rules/redirect_uris.py,
 spec-checklist A.4 items 24, 25, 26, 28 and 30). The same rules are exercised
 over HTTP in tests/web/test_authorize.py; these cover the corner cases cheaply."""
 from __future__ import annotations
 
 import pytest
 
-from authz_server.oauth.redirect_uris import all_loopback, matches, validate_registration
+from authz_server.rules.redirect_uris import all_loopback, matches, validate_registration
 from authz_server.storage.clients import ClientInputError
 
 # --- A.4 #24 exact string comparison ------------------------------------------------
