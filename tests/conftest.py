@@ -49,7 +49,7 @@ def _wipe(db: Database):
 @pytest.fixture(scope="session")
 def _shared_server(database_url, stytch_emulator):
     # The whole session's requests come from 127.0.0.1 and fuzzers hammer one
-    # client: the rate limits added for DESIGN §5 are off here, and tested on
+    # client: the rate limits (oauth/limits.py) are off here, and tested on
     # servers of their own (tests/web/test_rate_limits.py). Registration keeps its
     # limit (tests reset it).
     live, srv = start_server(database_url, stytch_emulator, token_rate=0, client_auth_failure_rate=0,

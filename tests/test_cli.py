@@ -1,6 +1,6 @@
-"""`authz-server` administration CLI (DESIGN §1 "Admins register, edit, disable
-clients and rotate their secrets"; §3 migrations; §5 "bad input gets a clear
-error, never partial writes").
+"""`authz-server` administration CLI (admins register, edit, disable
+clients and rotate their secrets; migrations; bad input gets a clear error,
+never partial writes).
 
 Every command runs through click's CliRunner with DATABASE_URL pointing at a
 temporary SQLite database of its own (migrated with `db upgrade` first). A real
@@ -113,7 +113,7 @@ def _cc_token(live, client_id, secret):
 # --- db -----------------------------------------------------------------------------
 
 def test_cli_db_upgrade_creates_the_schema(run, db_url):
-    """DESIGN §3: `authz-server db upgrade` migrates a fresh database to head."""
+    """`authz-server db upgrade` migrates a fresh database to head."""
     res = _ok(run("db", "upgrade"))
     assert "database is at head" in res.output
     engine = create_engine(db_url)
@@ -129,7 +129,7 @@ def test_cli_db_upgrade_creates_the_schema(run, db_url):
 
 @pytest.mark.parametrize("client_type", CONFIDENTIAL)
 def test_cli_create_confidential_prints_id_and_secret_once(run, migrated, client_type):
-    """DESIGN §2: a confidential client gets a secret, shown once and stored only as its SHA-256 digest."""
+    """A confidential client gets a secret, shown once and stored only as its SHA-256 digest."""
     data = _create(run, client_type)
     assert data["client_id"] and data["client_secret"]
     assert data["client_type"] == client_type
@@ -157,7 +157,7 @@ def test_cli_create_public_prints_no_secret(run, migrated, client_type):
 
 
 def test_cli_create_text_output_warns_the_secret_is_shown_once(run, migrated):
-    """DESIGN §2: the plain output shows the secret with a store-it-now warning."""
+    """The plain output shows the secret with a store-it-now warning."""
     res = _ok(run("clients", "create", "--name", "Plain", "--type", "third_party",
                   "--redirect-uri", "https://app.example/cb"))
     assert "client_secret" in res.output and "shown only once" in res.output
@@ -183,7 +183,7 @@ def test_cli_created_secret_works_at_the_token_endpoint(run, server):
     ("/relative/cb", "absolute"),
 ])
 def test_cli_create_refuses_bad_redirect_uris_and_stores_nothing(run, migrated, uri, fragment):
-    """OAuth 2.1 §2.3 / RFC 8252 §7.3 / DESIGN §5: a clear error, exit non-zero, no row, no audit event."""
+    """OAuth 2.1 §2.3 / RFC 8252 §7.3: a clear error, exit non-zero, no row, no audit event."""
     res = run("clients", "create", "--name", "Bad", "--type", "third_party", "--redirect-uri", uri, "--json")
     _failed(res, "Error:", "redirect URI", fragment)
     assert _count(migrated, Client) == 0
@@ -223,7 +223,7 @@ def test_cli_create_refuses_unknown_type(run, migrated):
     ["clients", "rotate-secret"], ["clients", "delete", "--yes"],
 ])
 def test_cli_unknown_client_id_is_a_clean_error(run, migrated, command):
-    """DESIGN §5: an unknown client id exits non-zero naming it, and writes nothing."""
+    """An unknown client id exits non-zero naming it, and writes nothing."""
     res = run(*command[:2], "client-nope", *command[2:])
     _failed(res, "Error:", "no client 'client-nope'")
     assert _count(migrated, AuditEvent) == 0
@@ -262,7 +262,7 @@ def test_cli_update_changes_only_the_given_fields(run, migrated):
 @pytest.mark.parametrize("uri, fragment", [("javascript:alert(1)", "forbidden scheme"),
                                            ("http://evil.example/cb", "non-loopback")])
 def test_cli_update_refuses_bad_redirect_uri_and_changes_nothing(run, migrated, uri, fragment):
-    """OAuth 2.1 §2.3 / DESIGN §5: a refused update leaves the client and the audit log as they were."""
+    """OAuth 2.1 §2.3: a refused update leaves the client and the audit log as they were."""
     a = _create(run, "third_party")
     events = _count(migrated, AuditEvent)
     _failed(run("clients", "update", a["client_id"], "--name", "Changed", "--redirect-uri", uri),
@@ -429,7 +429,7 @@ def test_cli_keys_rotate_on_an_empty_database_creates_keys(run, migrated):
     ({"AUTHZ_ISSUER": "https://as.example/"}, "must not end with '/'"),
 ])
 def test_cli_settings_errors_are_clean_click_errors(run, migrated, env, fragment):
-    """DESIGN §5 / config: Settings.from_env errors surface as 'Error: …' with exit 1, no traceback."""
+    """config: Settings.from_env errors surface as 'Error: …' with exit 1, no traceback."""
     for command in (["clients", "list"], ["keys", "list"], ["db", "upgrade"]):
         res = run(*command, **env)
         _failed(res, "Error:", fragment)

@@ -1,4 +1,4 @@
-"""The startup configuration check (spec-checklist A.1 item 1, DESIGN §8).
+"""The startup configuration check (docs/requirements.md: A1-1).
 
 The issuer is an https URL with no query and no fragment; plain http only on a
 loopback host (OAuth 2.1 §1.5, RFC 8414 §2). Production refuses to start without
@@ -135,7 +135,7 @@ def test_a1_1_missing_issuer_is_refused_in_production():
     ("AUTHZ_KEY_ENCRYPTION_KEY", "not-a-fernet-key", ("AUTHZ_KEY_ENCRYPTION_KEY", "Fernet")),
 ])
 def test_a1_1_missing_or_weak_secrets_are_refused_in_production(name, value, words):
-    """A.1 #1 / DESIGN §8: production refuses to start without its own cookie-signing
+    """A.1 #1: production refuses to start without its own cookie-signing
     secret and key-encryption key (a missing, development or malformed value)."""
     refused(lambda: Settings.from_env(prod_env(**{name: value})), *words)
 
@@ -184,7 +184,7 @@ def test_a1_1_create_app_runs_the_check():
 
 @pytest.mark.parametrize("missing", ["STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_PUBLIC_TOKEN"])
 def test_production_requires_stytch_settings(missing):
-    """DESIGN §8: in production the Stytch settings are required (no emulator)."""
+    """In production the Stytch settings are required (no emulator)."""
     message = refused(lambda: Settings.from_env(prod_env(**{missing: None})), missing)
     assert "Stytch" in message
 
@@ -195,7 +195,7 @@ def test_production_refuses_the_emulator(environment):
     refused(lambda: Settings.from_env(prod_env(STYTCH_ENVIRONMENT=environment)), "STYTCH_ENVIRONMENT")
 
 
-# --- dynamic client registration (spec-checklist A.14, C-2, C-14) ----------------------------
+# --- dynamic client registration (docs/requirements.md: A.14, C-2, C-14) ----------------------------
 
 def test_a14_registration_settings_defaults_and_parsing():
     """Documented defaults: open registration, 20 registrations a minute per

@@ -1,4 +1,4 @@
-"""DESIGN §5: the database unreachable → 503 with Retry-After, and the server
+"""The database unreachable → 503 with Retry-After, and the server
 recovers by itself once the database is back (no restart).
 
 The dead-database servers are real apps on real ports whose DATABASE_URL names
@@ -79,7 +79,7 @@ FAKE_JWT = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6IngifQ.eyJzdWIiOiJ4I
 
 
 def test_design5_token_endpoint_503_when_database_unreachable(dead):
-    """DESIGN §5: /oauth/token with the database unreachable answers 503 JSON
+    """/oauth/token with the database unreachable answers 503 JSON
     (temporarily_unavailable) with Retry-After, for every grant, never a 500."""
     url = dead.url + "/oauth/token"
     resp = requests.post(url, data={"grant_type": "client_credentials"}, auth=("client-x", "secret"), timeout=15)
@@ -94,14 +94,14 @@ def test_design5_token_endpoint_503_when_database_unreachable(dead):
 
 
 def test_design5_jwks_and_discovery_503_before_keys_loaded(dead):
-    """DESIGN §5: a server that has never loaded its keys answers /.well-known/jwks.json (and the
+    """A server that has never loaded its keys answers /.well-known/jwks.json (and the
     metadata, which lists the scope catalog) 503 JSON with Retry-After while the database is down."""
     assert_503_json(requests.get(dead.url + "/.well-known/jwks.json", timeout=15))
     assert_503_json(requests.get(dead.url + "/.well-known/oauth-authorization-server", timeout=15))
 
 
 def test_design5_back_channel_endpoints_503(dead):
-    """DESIGN §5: introspection, revocation and userinfo answer 503 JSON with Retry-After, not a
+    """Introspection, revocation and userinfo answer 503 JSON with Retry-After, not a
     401 that would make a caller drop valid credentials or tokens."""
     auth = ("client-x", "secret")
     assert_503_json(requests.post(dead.url + "/oauth/introspect", data={"token": FAKE_JWT}, auth=auth, timeout=15))
@@ -111,7 +111,7 @@ def test_design5_back_channel_endpoints_503(dead):
 
 
 def test_design5_authorize_503_html_page(dead):
-    """DESIGN §5 / §1: /oauth/authorize answers a person with a 503 HTML page (Retry-After, no
+    """/oauth/authorize answers a person with a 503 HTML page (Retry-After, no
     redirect: the client and redirect URI cannot be validated without the database)."""
     _, challenge = pkce_pair()
     params = {"response_type": "code", "client_id": "client-x", "redirect_uri": "https://app.example/cb",
@@ -157,7 +157,7 @@ def _ensure_keys(live):
 
 
 def test_design5_recovers_when_sqlite_database_appears(tmp_path):
-    """DESIGN §5: a server started while its database cannot be opened answers 503, and once the
+    """A server started while its database cannot be opened answers 503, and once the
     database is there (created and migrated by the operator) the next requests succeed, without
     a restart."""
     folder = tmp_path / "later"
@@ -211,7 +211,7 @@ def outage_db():
 
 
 def test_design5_postgres_outage_503_then_recovers_by_itself(outage_db):
-    """DESIGN §5: with a working server, (1) its pooled connections killed by the database
+    """With a working server, (1) its pooled connections killed by the database
     (pg_terminate_backend) are replaced transparently: the next request succeeds; (2) while the
     database refuses connections every request gets 503 + Retry-After (JSON for APIs, an HTML
     page at /oauth/authorize), keys already loaded keep JWKS served; (3) once it accepts
@@ -237,7 +237,7 @@ def test_design5_postgres_outage_503_then_recovers_by_itself(outage_db):
             "response_type": "code", "client_id": "client-unknown-to-cache", "redirect_uri": "https://app.example/cb",
             "code_challenge": challenge, "code_challenge_method": "S256"}, allow_redirects=False, timeout=15)
         assert_503_page(page)
-        # Keys loaded before the outage are cached in-process (DESIGN §6): JWKS still answers.
+        # Keys loaded before the outage are cached in-process (policy): JWKS still answers.
         assert requests.get(live.url + "/.well-known/jwks.json", timeout=15).status_code == 200
 
         cut(allow=True)

@@ -1,4 +1,4 @@
-"""Property-based robustness tests (DESIGN §5: "bad input gets a clear, spec-shaped
+"""Property-based robustness tests ("bad input gets a clear, spec-shaped
 error, never a stack trace, never partial writes").
 
 Hypothesis throws arbitrary parameters at the live server over HTTP: junk,
@@ -143,7 +143,7 @@ def check_authorize(w, resp):
     if resp.status_code in (302, 303):
         assert loc, "a redirect without Location"
         if loc.startswith("/login") or loc.startswith(live.url + "/login"):
-            return  # the member has to sign in first (DESIGN §1 step 2)
+            return  # the member has to sign in first (docs/architecture.md#an-authorization-request, step 3)
         target = loc.split("?", 1)[0]
         registered = [u for c in w["clients"] for u in c.redirect_uris]
         assert any(loc.startswith(u) for u in registered) or redirect_uris.matches(registered, target), loc
@@ -197,7 +197,7 @@ def _http(w, anonymous):
 @fast(120)
 @given(data=st.data())
 def test_a1_3_authorize_get_arbitrary_params_never_5xx(world, data):
-    """A1 #3 / A3 / DESIGN §5: any query string at GET /oauth/authorize gets an HTML page or a
+    """A1 #3 / A3: any query string at GET /oauth/authorize gets an HTML page or a
     redirect to a registered URI with iss; never a 5xx."""
     w = world
     items = data.draw(pairs(AUTHZ_KEYS), label="params")
@@ -260,7 +260,7 @@ def test_a1_3_authorize_post_arbitrary_form_never_5xx(world, data):
 @fast(150)
 @given(data=st.data())
 def test_a3_authorize_valid_request_one_field_mutated(world, data):
-    """A3 / A4 / DESIGN §1: a valid request with a field replaced, removed or duplicated, or junk
+    """A3 / A4: a valid request with a field replaced, removed or duplicated, or junk
     added, is refused on a page (client or redirect_uri unusable) or by an error redirect to the
     registered URI with iss; never a 5xx, never a redirect elsewhere."""
     w = world
@@ -371,7 +371,7 @@ def check_json_error(resp, basic_sent, allowed_errors=None):
 @fast(200)
 @given(data=st.data())
 def test_a6_41_token_endpoint_junk_gets_json_errors_and_writes_nothing(world, data):
-    """A6 #41 / A1 #2-#4 / DESIGN §5: any request at /oauth/token gets 200 or a JSON error with the
+    """A6 #41 / A1 #2-#4: any request at /oauth/token gets 200 or a JSON error with the
     right status (401 + WWW-Authenticate for failed Basic auth), never a 5xx; a failed request
     leaves grants, refresh tokens, codes and audit rows untouched."""
     w = world
@@ -532,7 +532,7 @@ def test_a12_introspection_forged_tokens_inactive(world, data):
 
 @pytest.mark.parametrize("name", AUTHZ_KEYS)
 def test_a1_3_nul_byte_in_each_authorize_parameter_never_5xx(world, name):
-    """A1 #3 / DESIGN §5: a NUL byte (which Postgres refuses in text) in any authorization
+    """A1 #3: a NUL byte (which Postgres refuses in text) in any authorization
     parameter of an otherwise valid request, signed in or not, gets a page or an error redirect;
     never a 5xx and never the 503 meant for an unreachable database."""
     w = world
@@ -546,7 +546,7 @@ def test_a1_3_nul_byte_in_each_authorize_parameter_never_5xx(world, name):
 
 @pytest.mark.parametrize("name", TOKEN_KEYS)
 def test_a6_41_nul_byte_in_each_token_parameter_gets_json_error(world, name):
-    """A6 #41 / DESIGN §5: a NUL byte in any token request parameter gets a JSON 4xx error that
+    """A6 #41: a NUL byte in any token request parameter gets a JSON 4xx error that
     writes nothing (or is ignored, RFC 6749 §3.2, where the grant has no such parameter); never
     a 5xx."""
     w = world

@@ -1,6 +1,6 @@
 """End-to-end: the official ``mcp`` Python SDK client connects to the example
 MCP server (examples/mcp_server) protected by this authorization server, with
-nothing pre-registered (spec-checklist B.3, B.4, B.5, B.6, B.7, B.10; issue 5).
+nothing pre-registered (docs/requirements.md: B.3, B.4, B.5, B.6, B.7, B.10; issue 5).
 
 discovery from the 401 → RFC 9728 resource metadata → RFC 8414 metadata →
 a client → authorization with PKCE and ``resource`` (login and consent driven

@@ -1,4 +1,4 @@
-"""Migrations (DESIGN §3): `upgrade` then `downgrade` then `upgrade` works on
+"""Migrations (policy): `upgrade` then `downgrade` then `upgrade` works on
 SQLite and on Postgres, and the migrated schema is exactly what the models
 declare (Alembic's autogenerate comparison finds nothing to do).
 
@@ -58,7 +58,7 @@ def _round_trip(url):
 
 
 def test_migrations_round_trip_on_a_fresh_sqlite_file(tmp_path):
-    """DESIGN §3: upgrade head → downgrade base → upgrade head on SQLite; schema matches the models."""
+    """Upgrade head → downgrade base → upgrade head on SQLite; schema matches the models."""
     _round_trip(f"sqlite:///{tmp_path / 'sub' / 'fresh.db'}")
 
 
@@ -82,12 +82,12 @@ def fresh_postgres():
 
 
 def test_migrations_round_trip_on_a_fresh_postgres_database(fresh_postgres):
-    """DESIGN §3: upgrade head → downgrade base → upgrade head on Postgres; schema matches the models."""
+    """Upgrade head → downgrade base → upgrade head on Postgres; schema matches the models."""
     _round_trip(fresh_postgres)
 
 
 def test_migrated_schema_serves_the_app(tmp_path):
-    """DESIGN §3: the migrated (not create_all) schema is the one the app runs on:
+    """The migrated (not create_all) schema is the one the app runs on:
     the models' own tables and indexes all exist after `upgrade head`."""
     url = f"sqlite:///{tmp_path / 'app.db'}"
     migrate.upgrade(url)

@@ -1,7 +1,7 @@
-"""The token buckets behind the rate limits (DESIGN §5, spec-checklist A.14 item 77,
+"""The token buckets behind the rate limits (docs/requirements.md: A14-77,
 C-15). In-process, with a stepped clock: a burst of one minute's worth, then one
 request per 60/rate seconds, Retry-After in whole seconds, keys independent. In
-Redis (DESIGN §6; a real Redis, database 5, keys under a prefix of each test's
+Redis (a real Redis, database 5, keys under a prefix of each test's
 own): the same arithmetic, prefixed keys that expire, buckets shared between
 processes, and failing open when Redis is unreachable. The settings that name
 the limits. The limits over HTTP are in tests/web/test_rate_limits.py."""

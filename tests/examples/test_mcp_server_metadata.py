@@ -1,5 +1,5 @@
 """The example MCP server as a resource server never advertises offline_access
-(MCP 2026-07-28 "Refresh Tokens" / SEP-2207; spec-checklist B.1 row 2026-07-28,
+(MCP 2026-07-28 "Refresh Tokens" / SEP-2207; docs/requirements.md: B.1 row 2026-07-28,
 B.2 M-10): not in its RFC 9728 ``scopes_supported``, not in the ``scope`` of
 its 401 or 403 ``WWW-Authenticate`` challenge, and it refuses a configuration
 that would put it there. Our authorization server does list it, so MCP clients

@@ -1,8 +1,8 @@
 """The Stytch gateway (authz_server/identity/gateway.py) against the project's
 Stytch emulator, through the real ``stytch`` SDK: what each Stytch answer becomes
-(DESIGN §1 "All Stytch calls go through one module"), the local session-JWT
+(the only module that imports the SDK, docs/architecture.md#rules), the local session-JWT
 check, renewal through sessions.authenticate, and the membership check behind
-the refresh grant and introspection (spec-checklist A.3 #45).
+the refresh grant and introspection (docs/requirements.md: A7-45).
 
 Failures a person cannot fix (Stytch down, slow, answering garbage, or our own
 credentials refused) must come out as ``IdentityUnavailable`` (a 503 page);
@@ -150,7 +150,7 @@ def stytch_error(status, error_type, message="Something happened."):
 
 
 def test_start_urls(gw, stytch_emulator):
-    """DESIGN §7: the public start URLs on Stytch's host, with the public token and our
+    """The public start URLs on Stytch's host, with the public token and our
     callback; the organization flow by slug or id; login_hint as provider_login_hint."""
     cb = "http://127.0.0.1:1/login/callback"
     url = gw.discovery_start_url("google", cb, pkce_code_challenge=CHALLENGE, login_hint="a@b.test")

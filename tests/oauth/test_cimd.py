@@ -1,4 +1,4 @@
-"""Client ID metadata documents (spec-checklist B.4, A.2 item 11; issue 5 item 1).
+"""Client ID metadata documents (docs/requirements.md: B.4, A.2 item 11; issue 5 item 1).
 
 Documents are served by a local HTTP server on loopback; the authorization
 server under test runs with ``cimd_allow_loopback=True`` (the development

@@ -1,4 +1,4 @@
-"""Key rotation drill (spec-checklist A.26 item 121, with items 120 and 122 as
+"""Key rotation drill (docs/requirements.md: A26-121, with items 120 and 122 as
 seen through a rotation): the next key is published before it signs, new tokens
 carry the new kid, and tokens signed by a retired key keep verifying against the
 JWKS until they expire; a compromised key (forced rotation, `keys revoke`)
@@ -209,7 +209,7 @@ def test_a26_121_rotation_refused_before_next_key_was_published_long_enough(live
 
 def test_a26_121_other_nodes_pick_up_a_rotation_within_their_cache_period(
         live, make_server_with, make_client, tokens_for, restore_key_cache):
-    """DESIGN §2 / OIDC Core §10.1.1: every node reads the same keys; a node
+    """OIDC Core §10.1.1: every node reads the same keys; a node
     that cached the old key keeps signing with it (still published) for at most
     CACHE_SECONDS, then signs with the new one."""
     other = make_server_with()

@@ -1,5 +1,5 @@
 """Dynamic client registration (RFC 7591) and its management protocol (RFC 7592),
-driven over HTTP the way MCP clients do it (spec-checklist A.14 items 73-78,
+driven over HTTP the way MCP clients do it (docs/requirements.md: A14-73, A14-78,
 A.15 items 79-81, B.5, C-2, C-9, C-10, C-13, C-14, C-19).
 
 The request bodies are the ones the SDKs really send (B.5): the MCP Python SDK
@@ -852,7 +852,7 @@ def test_a14_73_policy_off_removes_the_endpoint(make_server_with):
 
 def test_a15_79_registration_response_carries_the_management_pair(mcp):
     """RFC 7592 §3: registration_access_token and registration_client_uri are in
-    the 201 answer; the token is stored only as a digest (DESIGN §2)."""
+    the 201 answer; the token is stored only as a digest (policy)."""
     info = created(register(mcp, PYTHON_SDK))
     assert info["registration_client_uri"] == f"{mcp.url}/oauth/register/{info['client_id']}"
     assert len(info["registration_access_token"]) >= 32
@@ -1015,7 +1015,7 @@ def test_a15_80_delete_removes_the_client_and_revokes_its_grants(mcp, browser, t
 
 
 def test_a15_audit_rows_for_the_client_lifecycle(mcp):
-    """DESIGN §5: registration, update and deletion land in the audit log, with
+    """Registration, update and deletion land in the audit log, with
     the caller's address, and no secret in the details."""
     info = created(register(mcp, TS_SDK_1X))
     token = info["registration_access_token"]

@@ -1,5 +1,5 @@
 """The tokens as a resource server and a relying party see them, verified with
-PyJWT against the published JWKS: RFC 9068 access tokens (spec-checklist A.10
+PyJWT against the published JWKS: RFC 9068 access tokens (docs/requirements.md: A.10
 items 57-61) and OIDC id tokens (A.21 items 94-100)."""
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ def test_a10_59_no_scope_means_no_scope_claim(live, make_client, token_post):
 
 
 def test_a10_60_default_audience_is_the_issuer(live, make_client, tokens_for):
-    """RFC 9068 §3 / spec-checklist item 56: without ``resource`` the token's aud is
+    """RFC 9068 §3 / docs/requirements.md: A9-56: without ``resource`` the token's aud is
     the documented default audience, the issuer."""
     c = make_client()
     claims = _verify_access(live, tokens_for(c)["access_token"])

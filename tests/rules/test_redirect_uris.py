@@ -1,5 +1,5 @@
 """Unit tests of the redirect URI rules (authz_server/rules/redirect_uris.py,
-spec-checklist A.4 items 24, 25, 26, 28 and 30). The same rules are exercised
+docs/requirements.md: A4-24, 25, 26, 28 and 30). The same rules are exercised
 over HTTP in tests/web/test_authorize.py; these cover the corner cases cheaply."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The audit log (DESIGN §5 "every admin and consent action lands in the audit
-log"; DESIGN §3 "no secret is stored or logged in clear").
+"""The audit log (every admin and consent action lands in the audit
+log; no secret is stored or logged in clear).
 
 Each flow runs against the live server (or, for admin actions, through the
 `authz-server` CLI on the same database); the test then reads the
@@ -82,7 +82,7 @@ def _code_flow(live, browser, token_post, client, **extra):
 
 
 def test_audit_token_issued(live, make_client, browser, token_post):
-    """DESIGN §5: each issuance is logged with client, member, organization, grant and grant type."""
+    """Each issuance is logged with client, member, organization, grant and grant type."""
     c = make_client(scopes=("openid", "profile", "email", "offline_access"))
     code, verifier, t = _code_flow(live, browser, token_post, c, scope="openid email offline_access")
     row = _one(live, "token_issued")
@@ -107,7 +107,7 @@ def test_audit_token_issued(live, make_client, browser, token_post):
 
 
 def test_audit_token_issued_client_credentials(live, make_client, token_post):
-    """DESIGN §5: machine tokens are logged too; the subject is the client itself."""
+    """Machine tokens are logged too; the subject is the client itself."""
     c = make_client(grant_types=("client_credentials",), redirect_uris=())
     r = token_post({"grant_type": "client_credentials"}, auth=(c.client_id, c.client_secret))
     assert r.status_code == 200, r.text
@@ -157,7 +157,7 @@ def test_audit_code_replayed(live, make_client, browser, token_post):
 
 
 def test_audit_consent_granted_and_denied(live, make_client, browser):
-    """DESIGN §5: every consent decision is logged with client, member, organization (and the scopes granted)."""
+    """Every consent decision is logged with client, member, organization (and the scopes granted)."""
     c = make_client(client_type="third_party")
     verifier, challenge = pkce_pair()
     p = redirect_params(browser.authorize(auth_params(c, challenge, scope="openid email"), decision="deny"))
@@ -180,7 +180,7 @@ def test_audit_consent_granted_and_denied(live, make_client, browser):
 
 
 def test_audit_first_party_skips_consent_and_logs_none(live, make_client, browser):
-    """DESIGN §1: first-party clients skip consent, so no consent event is written."""
+    """First-party clients skip consent, so no consent event is written."""
     c = make_client(client_type="first_party")
     _, challenge = pkce_pair()
     assert "code" in redirect_params(browser.authorize(auth_params(c, challenge), decision=None))
@@ -207,7 +207,7 @@ def test_audit_token_revoked(live, make_client, browser, token_post, which):
 
 
 def test_audit_client_administration(live, database_url):
-    """DESIGN §5: create, update, disable, rotate the secret and delete a client each
+    """Create, update, disable, rotate the secret and delete a client each
     land in the audit log with the actor; the secrets never do."""
     runner = CliRunner()
     env = {"DATABASE_URL": database_url, "AUTHZ_ENV": "test", "AUTHZ_ISSUER": live.url,

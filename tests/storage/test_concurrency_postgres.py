@@ -178,7 +178,7 @@ def test_c8_reuse_racing_live_refresh_leaves_no_live_token(live, make_client, to
 
 
 def test_pool_concurrent_client_credentials_all_succeed(live, make_client):
-    """DESIGN §6 (connection-pool sanity): 8 simultaneous client_credentials requests all get
+    """Connection-pool sanity: 8 simultaneous client_credentials requests all get
     200 with distinct access tokens; none waits out the pool or fails on a shared connection."""
     client = make_client(client_type="first_party", grant_types=("client_credentials",))
     data = {"grant_type": "client_credentials"}

@@ -22,7 +22,7 @@ def sdk_client(emu, secret: str | None = None) -> stytch.B2BClient:
 
 
 def start_url(emu, provider: str = "google", *, slug: str | None = None, **params) -> str:
-    """The public start URL the login page would link to (DESIGN §7)."""
+    """The public start URL the login page would link to (policy)."""
     query = {"public_token": emu.public_token}
     if slug is None:
         query["discovery_redirect_url"] = f"{APP}/discovery"

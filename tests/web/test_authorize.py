@@ -1,7 +1,7 @@
 """/oauth/authorize, the login hand-off and the consent step, tested the way a
 browser and a client use them: over HTTP against the live server.
 
-Covers spec-checklist A.1 items 3 and 6 (as they apply to /authorize), A.3
+Covers docs/requirements.md: A1-3 and 6 (as they apply to /authorize), A.3
 (12-23), A.4 (24-30), A.5 (31-37), A.8 (49-51), A.22 (101-108) and the
 /authorize rows of the A.27 table. A.1 item 1 (the issuer check at start) is in
 tests/test_config.py; the registration-time redirect URI rules of A.4 items 26
@@ -504,7 +504,7 @@ def test_a3_19_loopback_public_client_is_asked_every_time(live, make_client, bro
 
 @pytest.mark.parametrize("client_type", ["first_party", "first_party_public"])
 def test_a3_19_first_party_client_skips_consent(live, make_client, browser, client_type):
-    """A.3 #19 (policy, DESIGN §1.3): first-party clients are approved by the organization."""
+    """A.3 #19 (policy): first-party clients are approved by the organization."""
     c = make_client(client_type=client_type)
     _, ch = pkce_pair()
     resp = browser.authorize(auth_params(c, ch), decision=None)

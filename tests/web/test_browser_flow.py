@@ -2,7 +2,7 @@
 
 The other tests speak HTTP with ``requests``; these check what only a browser
 checks: that the pages' forms, links, cookies, CSP and redirects work together
-when a person clicks through them (DESIGN §7 hooks: provider link, the
+when a person clicks through them (docs/architecture.md#page-hooks: provider link, the
 emulator's identity-provider form, organization picker, step-up form, consent
 form). The consent page is screenshotted (desktop and a 390 px phone) into
 ``test-artifacts/`` for a look by eye.
@@ -104,7 +104,7 @@ def _consent_text_checks(page, live):
         assert words in text, (scope, text)
     assert f"you will be sent to {REDIRECT_HOST}" in text
     assert page.locator("[data-redirect-host]").inner_text() == REDIRECT_HOST
-    # DESIGN §7: the consent form and its hooks.
+    # The consent form and its hooks.
     form = page.locator('form[method="post"]').filter(has=page.locator('button[name="decision"]'))
     assert form.locator('input[type="hidden"][name="csrf_token"]').count() == 1
     assert form.locator('button[name="decision"][value="allow"]').count() == 1
@@ -152,7 +152,7 @@ def _authorize_url(live, client, state):
 
 
 def test_a4_browser_login_consent_and_code(live, make_client, chromium):
-    """DESIGN §1 steps 1-5 and §7 in a real browser: login through the emulator,
+    """The whole sign-in and its page hooks in a real browser: login through the emulator,
     organization picker, consent showing the client, organization, scopes in plain
     words and redirect host (A.4 item 30); Allow → code, state, iss (RFC 9207) → tokens."""
     started = time.monotonic()
@@ -196,7 +196,7 @@ def test_a4_browser_login_consent_and_code(live, make_client, chromium):
 
 
 def test_a4_browser_step_up_then_consent(live, make_client, chromium):
-    """DESIGN §7 step-up in a real browser on a phone-sized screen: Stytch wants an
+    """Step-up in a real browser on a phone-sized screen: Stytch wants an
     email factor for acme.test, so after the organization picker the member gets a
     page explaining, in plain words, that the organization asks to confirm the email;
     the passcode from the emulator's outbox completes the login, then consent → code."""

@@ -1,4 +1,4 @@
-"""The device verification page (RFC 8628 §3.3, §5.1, §5.4; spec-checklist A.17
+"""The device verification page (RFC 8628 §3.3, §5.1, §5.4; docs/requirements.md: A.17
 item 87): behind the Stytch login, the code entered or carried by the link,
 a confirmation naming the client, wrong-code lockout, CSRF, no open redirect."""
 from __future__ import annotations

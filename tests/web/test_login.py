@@ -5,11 +5,11 @@ Each flow is driven the way a browser drives it: /oauth/authorize → our login 
 → the emulator's identity-provider page → /login/callback → the organization picker
 (or the organization flow) → step-up when Stytch asks → consent → code → tokens.
 
-Covers DESIGN §1 "Login through Stytch B2B" and §7 (the page hooks), spec-checklist
-A.21 #95 and #97 (``sub`` is the Stytch member id, ``auth_time`` the real Stytch
+Covers the login through Stytch B2B and its page hooks (docs/architecture.md), and
+docs/requirements.md A21-95 and #97 (``sub`` is the Stytch member id, ``auth_time`` the real Stytch
 authentication time), A.22 #102, #103, #105 (prompt=none, prompt=login, max_age
 with a Stytch session), A.3 #45 (a member removed in Stytch cannot refresh) and
-A.25 #119 (logout ends the Stytch session), and DESIGN §5 (bad input gets a clear
+A.25 #119 (logout ends the Stytch session), and bad input (a clear
 HTML page, never a stack trace, never a partial write).
 
 The emulator is shared by the whole test session: tests never reset it, never
@@ -42,7 +42,7 @@ from tests.login import (ALICE, BOB, JWT_LIFETIME, stytch_client, emulator_state
 
 
 def test_discovery_existing_member_authorize_to_tokens(live, make_client):
-    """DESIGN §1 Discovery, §7 hooks; A.21 #95/#97: alice signs in through the whole
+    """Discovery, the page hooks; A21-95/A21-97: alice signs in through the whole
     flow; the id token's ``sub`` is her Stytch member id, the organization claims are
     Acme's, and ``auth_time`` is Stytch's authentication time."""
     c = make_client()
@@ -134,7 +134,7 @@ def test_the_same_member_gets_the_same_sub_twice(live, make_client, tokens_for):
 
 
 def test_discovery_jit_into_globex(live, make_client):
-    """DESIGN §1: a new address at globex.test is offered Globex ("you can join"),
+    """A new address at globex.test is offered Globex ("you can join"),
     and picking it provisions the member in Stytch."""
     email = jit_email()
     c = make_client(client_type="first_party")
@@ -158,7 +158,7 @@ def test_discovery_jit_into_globex(live, make_client):
 
 
 def test_discovery_create_organization(live, make_client):
-    """DESIGN §7: an address no organization knows gets only the create form; the
+    """An address no organization knows gets only the create form; the
     creator is the new organization's admin (``stytch_admin``)."""
     email = fresh_domain_email()
     name = f"Initech {secrets.token_hex(3)}"
@@ -213,7 +213,7 @@ def test_create_organization_needs_a_name_and_may_be_turned_off(live, make_serve
 
 
 def test_org_login_page_uses_the_organization_flow(live):
-    """DESIGN §1 Organization, §7: /org/acme/login links to Stytch's organization
+    """The organization flow: /org/acme/login links to Stytch's organization
     start URL with slug=acme; the callback says stytch_token_type=oauth and signs the
     member in without a picker."""
     b = Browser(live, BOB)
@@ -286,7 +286,7 @@ def test_member_of_another_organization_must_log_in_again(live, make_client):
 
 
 def test_step_up_by_email_passcode(live, make_client):
-    """DESIGN §1 Step-up, §7: Stytch says member_authenticated=false; the page
+    """Step-up: Stytch says member_authenticated=false; the page
     explains in plain words; a wrong code keeps the page with an error; "send a new
     code" sends one; the right code leads on to consent and a code."""
     c = make_client()
@@ -514,7 +514,7 @@ def test_member_removed_in_stytch_cannot_refresh(live, make_server_with, make_cl
 
 
 def test_stale_session_jwt_is_renewed_through_stytch(live, make_client):
-    """DESIGN §1: the session JWT lives 5 minutes; past that, the next request renews
+    """The session JWT lives 5 minutes; past that, the next request renews
     it with sessions.authenticate and the member stays signed in (and keeps the
     original auth_time)."""
     c = make_client(client_type="first_party")
@@ -558,7 +558,7 @@ def test_member_session_outlives_stytchs_default_hour_and_slides(live, make_clie
 
 
 def test_session_revoked_in_stytch_is_noticed_once_the_jwt_is_stale(live, make_client):
-    """DESIGN §1: a session revoked in Stytch keeps working only while its JWT is
+    """A session revoked in Stytch keeps working only while its JWT is
     fresh (local check); once stale, the renewal fails and the member logs in again."""
     c = make_client(client_type="first_party")
     b = signed_in(live, BOB)

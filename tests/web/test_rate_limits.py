@@ -1,6 +1,6 @@
-"""Rate limits over HTTP (DESIGN §5 "rate limits on token, registration, login and
-introspection endpoints", §6 "Redis, when configured, backs rate limits";
-spec-checklist C-15): 429 with Retry-After (RFC 6585 §4), JSON for the APIs and a
+"""Rate limits over HTTP (rate limits on the token, registration, login and
+introspection endpoints, backed by Redis when configured; docs/requirements.md:
+C-15): 429 with Retry-After (RFC 6585 §4), JSON for the APIs and a
 page for people; budgets per client and grant type, per caller, per source;
 shared through Redis across servers, open when Redis is down; the source taken
 from X-Forwarded-For only behind AUTHZ_TRUSTED_PROXIES.
@@ -148,7 +148,7 @@ def test_login_pages_answer_a_429_page_with_retry_after(live, make_server_with):
 
 
 def test_redis_budget_is_shared_between_two_servers(live, make_server_with, make_client, redis_prefix):
-    """DESIGN §6: with REDIS_URL two servers (two nodes) spend one budget per client."""
+    """With REDIS_URL two servers (two nodes) spend one budget per client."""
     a = make_server_with(redis_url=REDIS_URL, rate_limit_prefix=redis_prefix, token_rate=3)
     b = make_server_with(redis_url=REDIS_URL, rate_limit_prefix=redis_prefix, token_rate=3)
     c = make_client(grant_types=("client_credentials",))

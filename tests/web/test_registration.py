@@ -1,5 +1,5 @@
 """The registration endpoint as a browser-based client and a person see it
-(spec-checklist A.14 item 78, C-3, C-13; A.1 items 4 and 6): CORS for the
+(docs/requirements.md: A14-78, C-3, C-13; A.1 items 4 and 6): CORS for the
 Inspector, the HTTP surface (405, no-store), and what the consent page says
 about a client that registered itself."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Token endpoint transport (spec-checklist A.1 items 2, 3, 4, 5): POST with a
+"""Token endpoint transport (docs/requirements.md: A1-2, 3, 4, 5): POST with a
 form body only, no parameter twice, ``Cache-Control: no-store`` on every token
 response, and no access token taken from a URL query string."""
 from __future__ import annotations

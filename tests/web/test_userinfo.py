@@ -1,4 +1,4 @@
-"""OIDC UserInfo at /oauth/userinfo (spec-checklist A.23 items 109-111).
+"""OIDC UserInfo at /oauth/userinfo (docs/requirements.md: A23-109, A23-111).
 
 The query-string token (A.1 item 5) is tested in test_token_transport.py."""
 from __future__ import annotations

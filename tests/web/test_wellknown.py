@@ -1,5 +1,5 @@
 """Discovery documents and the JWKS, fetched over HTTP the way clients and
-resource servers fetch them (spec-checklist A.13 items 69–72, A.24 items
+resource servers fetch them (docs/requirements.md: A13-69, A13-72, A.24 items
 112–115, A.26 items 120 and 122; the rotation drill of item 121 is in
 tests/oauth/test_keys.py).
 

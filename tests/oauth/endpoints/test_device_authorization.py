@@ -1,5 +1,5 @@
-"""The device authorization endpoint (RFC 8628 §3.1–3.2, spec-checklist A.17
-items 85 and 87, A.1 item 1 for the transport)."""
+"""The device authorization endpoint (RFC 8628 §3.1–3.2;
+docs/requirements.md: A17-85, A17-87, and A1-1 for the transport)."""
 from __future__ import annotations
 
 import re
@@ -42,7 +42,7 @@ def test_a17_85_response_has_the_rfc_members(live, make_client):
     s = live.db.session
     try:
         row = s.scalars(select(DeviceAuthorization)).one()
-        # Only digests are stored (DESIGN §2).
+        # Only digests are stored (docs/architecture.md#secrets-at-rest).
         assert body["device_code"] not in (row.device_code_hash, row.user_code_hash)
         assert row.scope == "openid profile" and row.status == "pending"
     finally:

@@ -1,5 +1,5 @@
-"""OIDC RP-Initiated Logout 1.0 at /oauth/logout (spec-checklist A.25 items
-116-119), over HTTP with a member signed in through the Stytch emulator.
+"""OIDC RP-Initiated Logout 1.0 at /oauth/logout (docs/requirements.md:
+A25-116 to A25-119), over HTTP with a member signed in through the Stytch emulator.
 
 Logging out ends our session and revokes the member's Stytch session; a redirect
 goes only to an exactly registered ``post_logout_redirect_uri`` and only with a

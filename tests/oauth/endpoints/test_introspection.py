@@ -1,4 +1,4 @@
-"""RFC 7662 token introspection at /oauth/introspect (spec-checklist A.12 items
+"""RFC 7662 token introspection at /oauth/introspect (docs/requirements.md: A.12 items
 66-68): only resource servers an operator allowed, only about access tokens for
 their resources."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RFC 7009 token revocation at /oauth/revoke (spec-checklist A.11 items 62-65)."""
+"""RFC 7009 token revocation at /oauth/revoke (docs/requirements.md: A11-62, A11-65)."""
 from __future__ import annotations
 
 import requests

@@ -1,5 +1,5 @@
 """Redeeming authorization codes at /oauth/token: client authentication
-(spec-checklist A.2 items 7-10), the code's binding, single use and replay
+(docs/requirements.md: A2-7, A2-10), the code's binding, single use and replay
 revocation, the success body and the error codes (A.6 items 38-42)."""
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_a2_7_basic_secret_with_reserved_characters_percent_encoded(live, make_c
 
 
 def test_a2_7_minted_secrets_need_no_encoding(live, make_client, token_post):
-    """spec-checklist item 7 [POLICY]: minted ids and secrets use unreserved
+    """docs/requirements.md: A2-7: minted ids and secrets use unreserved
     characters only, so clients that skip the encoding (TS SDK 1.x) still work."""
     c = make_client(grant_types=("client_credentials",))
     unreserved = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -109,7 +109,7 @@ def test_a2_9_basic_with_matching_body_client_id(live, make_client, get_code, to
 
 
 def test_a2_9_basic_with_mismatched_body_client_id(live, make_client, get_code, token_post):
-    """spec-checklist item 9 [POLICY]: a body client_id different from the Basic
+    """docs/requirements.md: A2-9: a body client_id different from the Basic
     credentials gets invalid_client (401, Basic challenge)."""
     a = make_client()
     b = make_client()
@@ -371,7 +371,7 @@ def test_a6_41_code_only_client_refused_code_grant_by_registration(live, make_cl
 
 
 def test_a6_42_used_expired_unknown_codes_get_invalid_grant(live, make_client, get_code, token_post):
-    """spec-checklist item 42 [POLICY]: an expired, used or unknown code is
+    """docs/requirements.md: A6-42: an expired, used or unknown code is
     invalid_grant, never invalid_client (TS SDK 1.x would drop the registration)."""
     c = make_client()
     code, verifier, _ = get_code(c)

@@ -1,4 +1,4 @@
-"""The device-code grant (RFC 8628 §3.4–3.5, spec-checklist A.17 items 86-87):
+"""The device-code grant (RFC 8628 §3.4–3.5, docs/requirements.md: A17-86, A17-87):
 the device polls while the member approves on the verification page, gets
 authorization_pending / slow_down / access_denied / expired_token, and exactly
 one token response per device code."""

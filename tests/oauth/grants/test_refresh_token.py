@@ -1,4 +1,4 @@
-"""The refresh-token grant (spec-checklist A.7 items 43-48, with A.2 item 8 and
+"""The refresh-token grant (docs/requirements.md: A7-43, A7-48, with A.2 item 8 and
 A.6 item 42): rotation, reuse detection with a grace window, client binding,
 scope narrowing, idle and absolute expiry, refresh tokens by grant type."""
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_a7_44_reuse_after_grace_window_revokes_family(live, make_client, tokens
 
 
 def test_a7_44_reuse_inside_grace_window_succeeds_and_family_stays(live, make_client, tokens_for):
-    """spec-checklist item 44 [POLICY] / C-8: RT1 presented again inside the grace
+    """docs/requirements.md: A7-44, A2-8: RT1 presented again inside the grace
     window (a parallel refresh or a lost response) succeeds with the same child,
     and the family stays valid: that child still refreshes."""
     c = _public(make_client)
@@ -398,7 +398,7 @@ def test_a7_47_absolute_lifetime_caps_the_family(live, make_server_with, make_cl
 
 
 def test_a7_48_refresh_token_without_offline_access(live, make_client, tokens_for):
-    """spec-checklist item 48 [POLICY]: a client registered for refresh_token gets
+    """docs/requirements.md: A7-48: a client registered for refresh_token gets
     a refresh token without asking for offline_access."""
     for c in (make_client(), _public(make_client)):
         t = tokens_for(c, scope="openid profile")
@@ -430,7 +430,7 @@ def test_a7_48_no_refresh_token_without_the_grant(live, make_client, tokens_for,
 
 
 def test_a6_42_stale_refresh_tokens_get_invalid_grant(live, make_client, tokens_for):
-    """spec-checklist item 42 [POLICY]: an unknown, rotated, revoked or expired
+    """docs/requirements.md: A6-42: an unknown, rotated, revoked or expired
     refresh token gets invalid_grant, never invalid_client."""
     c = make_client()
     oauth_error(refresh(live, c, "not-a-refresh-token"), 400, "invalid_grant")
