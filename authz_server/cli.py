@@ -465,7 +465,9 @@ def keys_list():
 
     with _Ctx() as ctx:
         _keystore(ctx).ensure(ctx.db.session)
-        for k in ctx.db.session.scalars(select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at)):
+        # A key and its successor can share a creation time: the kid keeps the order stable.
+        rows = select(SigningKey).order_by(SigningKey.alg, SigningKey.created_at, SigningKey.kid)
+        for k in ctx.db.session.scalars(rows):
             click.echo(f"{k.kid:28} {k.alg:6} {k.state:8} created {k.created_at:%Y-%m-%d %H:%M}")
 
 
